@@ -1,0 +1,3 @@
+from sentry_autofix.cli import main
+
+raise SystemExit(main())

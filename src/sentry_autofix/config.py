@@ -1,0 +1,191 @@
+"""Settings: one model, read once from the environment (Action inputs arrive as env) and flags.
+
+Only `load_settings()` reads `os.environ`; everything else receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sentry_autofix.errors import ConfigError
+
+DEFAULT_BLOCKED_PATHS: tuple[str, ...] = (
+    "migrations/**",
+    "**/migrations/**",
+    "auth/**",
+    "authentication/**",
+    "billing/**",
+    "payment/**",
+    "payments/**",
+    "stripe/**",
+    "secrets/**",
+    "credentials/**",
+    ".env*",
+    "**/.env*",
+    ".github/workflows/**",
+)
+"""SPEC §6. User globs are added to these, never replace them."""
+
+SECRET_READ_PATHS: tuple[str, ...] = (
+    ".env*",
+    "**/.env*",
+    "secrets/**",
+    "**/secrets/**",
+    "credentials/**",
+    "**/credentials/**",
+)
+"""Paths the agent may not even read: nothing secret goes to the LLM."""
+
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _env(name: str, *more: str) -> Any:
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """Every knob of sentry-autofix. Env names are the Action's contract; see README."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", env_ignore_empty=True)
+
+    # --- Sentry -------------------------------------------------------------------------------
+    sentry_url: str = Field("https://sentry.io", validation_alias=_env("SENTRY_URL", "sentry_url"))
+    """Base URL of Sentry: sentry.io, a region host (us.sentry.io) or self-hosted."""
+    sentry_auth_token: SecretStr | None = Field(
+        None, validation_alias=_env("SENTRY_AUTH_TOKEN", "sentry_auth_token")
+    )
+    """Internal-integration or user auth token (scopes: event:read, project:read; event:write to comment)."""
+    sentry_org: str | None = Field(None, validation_alias=_env("SENTRY_ORG", "sentry_org"))
+    sentry_projects: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_PROJECTS", "sentry_projects")
+    )
+    """Project slugs to poll; empty means every project of the organization."""
+    sentry_timeout: float = Field(20.0, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_TIMEOUT", "sentry_timeout"))
+
+    # --- GitHub -------------------------------------------------------------------------------
+    github_api_url: str = Field(
+        "https://api.github.com", validation_alias=_env("GITHUB_API_URL", "github_api_url")
+    )
+    github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN", "github_token"))
+    github_repository: str | None = Field(
+        None, validation_alias=_env("GITHUB_REPOSITORY", "github_repository")
+    )
+    base_branch: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_BASE_BRANCH", "base_branch"))
+    """Branch to fix against and open PRs into; default: the repository's default branch."""
+    branch_prefix: str = Field(
+        "sentry-autofix/", validation_alias=_env("SENTRY_AUTOFIX_BRANCH_PREFIX", "branch_prefix")
+    )
+    labels: CommaList = Field(
+        default_factory=lambda: ["sentry-autofix"], validation_alias=_env("SENTRY_AUTOFIX_LABELS", "labels")
+    )
+    min_confidence: Literal["low", "medium", "high"] = Field(
+        "high", validation_alias=_env("SENTRY_AUTOFIX_MIN_CONFIDENCE", "min_confidence")
+    )
+    """Below this confidence the PR is opened as a draft."""
+
+    # --- LLM ----------------------------------------------------------------------------------
+    llm: Literal["anthropic", "openai"] = Field("anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm"))
+    model: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_MODEL", "model"))
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("ANTHROPIC_API_KEY", "anthropic_api_key")
+    )
+    anthropic_base_url: str | None = Field(
+        None, validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url")
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY", "openai_api_key"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL", "openai_base_url"))
+    max_turns: int = Field(30, ge=1, validation_alias=_env("SENTRY_AUTOFIX_MAX_TURNS", "max_turns"))
+    max_tokens: int = Field(
+        400_000, ge=1000, validation_alias=_env("SENTRY_AUTOFIX_MAX_TOKENS", "max_tokens")
+    )
+    """Total input+output token budget for one fix."""
+    max_cost_usd: float = Field(2.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_MAX_COST", "max_cost_usd"))
+
+    # --- Workspace ----------------------------------------------------------------------------
+    test_command: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_TEST_COMMAND", "test_command")
+    )
+    test_timeout: float = Field(
+        600.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_TEST_TIMEOUT", "test_timeout")
+    )
+    blocked_paths: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_BLOCKED_PATHS", "blocked_paths")
+    )
+    """Extra globs, added to DEFAULT_BLOCKED_PATHS."""
+    scrub_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env"))
+    """Extra environment variable names removed before running tests."""
+    source_roots: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SOURCE_ROOTS", "source_roots")
+    )
+    """Repo folders preferred when a frame's file could be in several places (monorepos)."""
+    path_map: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map"))
+    """`deployed_prefix=repo_prefix` pairs, e.g. `/srv/app/=services/api/`."""
+
+    # --- Notifications ------------------------------------------------------------------------
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token"))
+    slack_channel: str | None = Field(None, validation_alias=_env("SLACK_CHANNEL", "slack_channel"))
+    discord_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("DISCORD_WEBHOOK_URL", "discord_webhook_url")
+    )
+
+    _split_lists = field_validator(
+        "sentry_projects", "labels", "blocked_paths", "scrub_env", "source_roots", "path_map", mode="before"
+    )(_split)
+
+    @field_validator("path_map")
+    @classmethod
+    def _check_path_map(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            if "=" not in pair:
+                raise ValueError(f"expected deployed_prefix=repo_prefix, got {pair!r}")
+        return value
+
+    @property
+    def all_blocked_paths(self) -> list[str]:
+        return [*DEFAULT_BLOCKED_PATHS, *self.blocked_paths]
+
+    @property
+    def model_name(self) -> str:
+        return self.model or DEFAULT_MODELS[self.llm]
+
+    @property
+    def prefix_map(self) -> list[tuple[str, str]]:
+        return [tuple(pair.split("=", 1)) for pair in self.path_map]  # type: ignore[misc]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for masking in logs and scrubbing from output."""
+        secrets = [
+            self.sentry_auth_token,
+            self.github_token,
+            self.anthropic_api_key,
+            self.openai_api_key,
+            self.slack_webhook_url,
+            self.slack_bot_token,
+            self.discord_webhook_url,
+        ]
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from env plus explicit overrides (CLI flags); errors name the setting."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid setting — " + "; ".join(problems)) from exc
