@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -184,3 +185,66 @@ class TriageReport(_Model):
     suspect_commits: list[SuspectCommit]
     code_windows: dict[str, str] = Field(default_factory=dict)
     """`path:line` -> numbered lines read from the workspace around suspect frames."""
+
+
+class TestOutcome(_Model):
+    __test__ = False  # not a pytest class
+
+    status: Literal["passed", "failed", "not-run"]
+    """Never "passed" when no test command ran."""
+    command: str | None = None
+    exit_code: int | None = None
+    output_tail: str = ""
+    seconds: float = 0.0
+
+
+class FileChange(_Model):
+    path: str
+    added: int
+    removed: int
+    is_new: bool = False
+    is_deleted: bool = False
+
+
+class Usage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    turns: int = 0
+    seconds: float = 0.0
+
+
+FixStatus = Literal["fixed", "no-fix", "skipped-blocked-path", "error"]
+Confidence = Literal["high", "medium", "low"]
+RunStatus = Literal[
+    "pr-opened",
+    "draft-pr-opened",
+    "pr-updated",
+    "issue-opened",
+    "skipped-duplicate",
+    "skipped-filtered",
+    "skipped-blocked-path",
+    "no-fix",
+    "dry-run",
+    "error",
+]
+"""SPEC §3: the final status printed as `status: <value>` and set as the Action output."""
+
+
+class FixResult(_Model):
+    """What the agent produced; the change itself is `diff` (from git, never the model's word)."""
+
+    status: FixStatus
+    root_cause: str = ""
+    analysis: str = ""
+    confidence: Confidence | None = None
+    pr_title: str = ""
+    summary: str = ""
+    diff: str = ""
+    files: list[FileChange] = Field(default_factory=list)
+    tests: TestOutcome = Field(default_factory=lambda: TestOutcome(status="not-run"))
+    reproduced: Literal["true", "false", "unknown"] = "unknown"
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None

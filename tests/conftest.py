@@ -1,0 +1,58 @@
+"""Shared test setup: real vendor fixtures from ../shared/fixtures, and a scrubbed environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = Path(os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Tests must never see real credentials: they would leak into fakes, logs or subprocesses.
+SECRET_ENV = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "SENTRY_AUTH_TOKEN",
+    "SENTRY_ORG",
+    "SENTRY_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_BOT_TOKEN",
+    "DISCORD_WEBHOOK_URL",
+    "SENTRY_WEBHOOK_SECRET",
+    "GITHUB_APP_PRIVATE_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name in SECRET_ENV or name.startswith(("ACTIONS_", "GITHUB_", "SENTRY_AUTOFIX_", "INPUT_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+def shared_fixture_dir() -> Path:
+    """The shared fixture folder; skip (or, under CI=true, fail) when it is absent."""
+    if not SHARED_FIXTURES.is_dir():
+        reason = f"shared fixtures not found at {SHARED_FIXTURES} (expected ../shared/fixtures beside the checkout)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; CI must run the conformance tests")
+        pytest.skip(reason)
+    return SHARED_FIXTURES
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    return shared_fixture_dir()
+
+
+def load_shared(relative: str) -> Any:
+    return json.loads((shared_fixture_dir() / relative).read_text(encoding="utf-8"))
