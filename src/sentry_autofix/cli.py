@@ -54,7 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
     triage.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     triage.set_defaults(handler=_triage)
 
+    run = sub.add_parser(
+        "run",
+        help="the GitHub Action's entry: fix-and-deliver or triage the issue named by the triggering event",
+        description="Reads GITHUB_EVENT_NAME/GITHUB_EVENT_PATH (repository_dispatch "
+        "client_payload.issue_id, workflow_dispatch inputs.issue_id) or SENTRY_AUTOFIX_ISSUE_ID, then opens "
+        "a fix PR or a triage issue. Ends with `status: <status>`.",
+    )
+    run.add_argument(
+        "--workspace", metavar="DIR", help="the checked-out repository (default: GITHUB_WORKSPACE or .)"
+    )
+    run.add_argument(
+        "--issue", metavar="ID", help="Sentry issue id; wins over the event (env SENTRY_AUTOFIX_ISSUE_ID)"
+    )
+    run.add_argument("--mode", choices=["fix", "triage"], help="env SENTRY_AUTOFIX_MODE (default fix)")
+    run.add_argument(
+        "--dry-run", action="store_true", default=None, help="touch no remote (env SENTRY_AUTOFIX_DRY_RUN)"
+    )
+    run.set_defaults(handler=_run)
+
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.run import run_command
+
+    settings = load_settings(sentry_issue_id=args.issue, mode=args.mode, dry_run=args.dry_run)
+    return run_command(args, settings)
 
 
 def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -1,0 +1,530 @@
+"""`sentry-autofix run`: the Action's entry point.
+
+Reads which Sentry issue to work on from the triggering event, then, in this order and nowhere
+else: fetch (ErrorSource) → locate (triage) → fix (Fixer) → test → deliver (CodeHost + git) →
+notify (Sentry comment, job summary, outputs). `deliver_issue()` receives every collaborator, so
+the whole run is testable with fakes; only `run_command()` builds the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from sentry_autofix.actions import Runner, scrub
+from sentry_autofix.config import Settings
+from sentry_autofix.delivery import CodeHost, Existing, HostItem
+from sentry_autofix.delivery import body as bodies
+from sentry_autofix.errors import AutofixError, ConfigError, InputError
+from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
+from sentry_autofix.sources import ErrorSource
+from sentry_autofix.workspace import branch as git_branch
+
+_ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+# Never handed to the test command (SPEC §6); Settings.scrub_env adds more.
+_SCRUB_ENV = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "SENTRY_AUTH_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_BOT_TOKEN",
+    "DISCORD_WEBHOOK_URL",
+    "INPUT_GITHUB-TOKEN",
+)
+_SCRUB_PREFIXES = ("ACTIONS_", "INPUT_")
+
+
+class Fixer(Protocol):
+    """Produces a fix in the workspace files (the agent); the change is what `git diff` says."""
+
+    def fix(self, report: TriageReport, workspace: Path, settings: Settings) -> FixResult: ...
+
+
+Locator = Callable[[ErrorEvent, Path, Settings], TriageReport]
+"""Maps the error onto the workspace: `sentry_autofix.triage.build_triage`."""
+
+
+@dataclass
+class Outcome:
+    """What the run did; becomes the outputs, the summary and the final `status:` line."""
+
+    status: RunStatus
+    message: str = ""
+    pr: HostItem | None = None
+    issue: HostItem | None = None
+    branch: str | None = None
+    fix: FixResult | None = None
+    event: ErrorEvent | None = None
+    exit_code: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def outputs(self) -> dict[str, str]:
+        return {
+            "status": self.status,
+            "pr-url": self.pr.url if self.pr else "",
+            "pr-number": str(self.pr.number) if self.pr else "",
+            "branch": self.branch or "",
+            "issue-url": self.issue.url if self.issue else "",
+            "confidence": (self.fix.confidence or "") if self.fix else "",
+        }
+
+
+# --- which issue ---------------------------------------------------------------------------------
+
+
+def resolve_issue_id(settings: Settings) -> str | None:
+    """The Sentry issue id for this run; None for `schedule` (poll's job).
+
+    An explicit `sentry-issue-id` input wins; else `repository_dispatch` `client_payload.issue_id`
+    (sent by the relay) or `workflow_dispatch` `inputs.issue_id`.
+    """
+    if settings.sentry_issue_id:
+        return _check_id(settings.sentry_issue_id, "the sentry-issue-id input (SENTRY_AUTOFIX_ISSUE_ID)")
+    name = settings.github_event_name
+    if name == "schedule":
+        return None
+    payload: dict[str, object] = {}
+    if settings.github_event_path:
+        try:
+            loaded = json.loads(Path(settings.github_event_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"cannot read the event file GITHUB_EVENT_PATH={settings.github_event_path}: {exc}"
+            ) from exc
+        payload = loaded if isinstance(loaded, dict) else {}
+    if name == "repository_dispatch":
+        client = payload.get("client_payload")
+        value = client.get("issue_id") if isinstance(client, dict) else None
+        if value in (None, "") and isinstance(client, dict) and isinstance(client.get("issue"), dict):
+            value = client["issue"].get("id")
+        if value in (None, ""):
+            raise InputError("the repository_dispatch client_payload has no issue_id (the relay sends one)")
+        return _check_id(str(value), "client_payload.issue_id")
+    if name == "workflow_dispatch":
+        inputs = payload.get("inputs")
+        value = None
+        if isinstance(inputs, dict):
+            value = inputs.get("issue_id") or inputs.get("issue-id") or inputs.get("sentry-issue-id")
+        if value in (None, ""):
+            raise ConfigError(
+                "workflow_dispatch needs an `issue_id` input (or set the sentry-issue-id input)"
+            )
+        return _check_id(str(value), "inputs.issue_id")
+    raise ConfigError(
+        f"no Sentry issue id for event {name or '(none)'}: set the sentry-issue-id input "
+        "(SENTRY_AUTOFIX_ISSUE_ID), or run from repository_dispatch / workflow_dispatch"
+    )
+
+
+def _check_id(value: str, where: str) -> str:
+    value = value.strip()
+    if not _ISSUE_ID.match(value):
+        raise InputError(
+            f"{where} is not a Sentry issue id (numeric, or a short id like APP-1F): {value[:80]!r}"
+        )
+    return value
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def run_test_command(command: str, workspace: Path, settings: Settings) -> TestOutcome:
+    """SPEC §11: `sh -c` in the workspace root, PATH kept, every secret removed from the env."""
+    secrets = set(settings.secret_values())
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _SCRUB_ENV
+        and k not in settings.scrub_env
+        and not k.startswith(_SCRUB_PREFIXES)
+        and v not in secrets
+    }
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            ["sh", "-c", command],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=settings.test_timeout,
+            check=False,
+        )
+        code: int | None = proc.returncode
+        output = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        code = None
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        output = f"{partial}\n(test command timed out after {settings.test_timeout:.0f}s)"
+    tail = "\n".join(scrub(str(output), list(secrets)).splitlines()[-60:])
+    return TestOutcome(
+        status="passed" if code == 0 else "failed",
+        command=command,
+        exit_code=code,
+        output_tail=tail,
+        seconds=time.monotonic() - start,
+    )
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+
+
+@dataclass
+class Collaborators:
+    source: ErrorSource
+    host: CodeHost | None
+    """None in dry-run: nothing remote is touched."""
+    locate: Locator
+    fixer: Fixer | None
+    """None when the agent is not available: fix mode falls back to a triage issue."""
+    runner: Runner
+
+
+def draft_reasons(fix: FixResult, settings: Settings) -> list[str]:
+    reasons = []
+    if settings.draft_on_test_failure and fix.tests.status == "failed":
+        reasons.append("tests failed")
+    if settings.draft_on_test_failure and fix.tests.status == "not-run":
+        reasons.append("tests were not run")
+    if _CONFIDENCE_RANK.get(fix.confidence or "low", 0) < _CONFIDENCE_RANK[settings.min_confidence]:
+        reasons.append(f"confidence {fix.confidence or 'unknown'} is below {settings.min_confidence}")
+    return reasons
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, workspace: Path, c: Collaborators) -> None:
+        self.s = settings
+        self.ws = workspace
+        self.c = c
+        self.run_url = (
+            f"{settings.github_server_url.rstrip('/')}/{settings.github_repository}/actions/runs/{settings.github_run_id}"
+            if settings.github_run_id and settings.github_repository
+            else None
+        )
+
+    # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
+    def comment(
+        self, issue_id: str, milestone: str, url: str | None = None, detail: str | None = None
+    ) -> None:
+        if not self.s.sentry_comments or self.s.dry_run:
+            return
+        text = scrub(
+            bodies.sentry_comment(milestone, url=url, run_url=self.run_url, detail=detail),
+            self.s.secret_values(),
+        )
+        try:
+            self.c.source.add_comment(issue_id, text)
+        except Exception as exc:  # a comment must never fail the run
+            self.c.runner.warning(
+                f"could not comment on the Sentry issue ({type(exc).__name__}: {exc}); continuing"
+            )
+
+    def run(self, issue_ref: str) -> Outcome:
+        r = self.c.runner
+        # fetch
+        with r.group(f"Sentry issue {issue_ref}"):
+            event = self.c.source.latest_event(issue_ref)
+            if event.issue is None:
+                event.issue = self.c.source.get_issue(issue_ref)
+            issue_id = event.issue.id if event.issue else issue_ref
+            r.log_untrusted("Error:", event.headline)
+        if self.s.mode == "fix" and self.c.fixer is not None:
+            self.comment(issue_id, "investigating")
+        try:
+            return self._run(issue_id, event)
+        except AutofixError as exc:
+            self.comment(issue_id, "failed", detail=str(exc))
+            raise
+
+    def _run(self, issue_id: str, event: ErrorEvent) -> Outcome:
+        r = self.c.runner
+        # locate
+        with r.group("Map the error onto the repository"):
+            report = self.c.locate(event, self.ws, self.s)
+            crash = bodies.crash_location(report)
+            if crash:
+                # Escaped by the runner's command encoding; no newline can start a new command.
+                r.error(
+                    " ".join(event.headline.split())[:500], file=crash[0], line=crash[1], title="Sentry error"
+                )
+            for s in report.suspects[:5]:
+                r.log(f"suspect {s.path}:{s.line or '?'} score {s.score:.2f}")
+        short = event.short_id or (event.issue.short_id if event.issue else None)
+        branch = git_branch.branch_name(self.s.branch_prefix, short, issue_id)
+        existing = Existing()
+        if self.c.host is not None and not self.s.dry_run:
+            with r.group("Look for an existing PR or issue"):
+                existing = self.c.host.find_existing(issue_id, branch)
+                r.log(
+                    f"existing PR: {existing.pr.url if existing.pr else 'none'}; "
+                    f"issue: {existing.issue.url if existing.issue else 'none'}"
+                )
+        if self.s.mode == "triage":
+            return self._triage(issue_id, event, report, existing, reason=None)
+        if self.c.fixer is None:
+            r.warning("no fix agent in this build: opening a triage issue instead (mode: triage)")
+            return self._triage(issue_id, event, report, existing, reason="No fix was attempted.")
+        pr = existing.pr
+        regression_of = None
+        if pr is not None and pr.state == "open" and self.s.on_existing == "skip":
+            return Outcome(
+                "skipped-duplicate",
+                f"fix PR already open: {pr.url}",
+                pr=pr,
+                branch=pr.branch or branch,
+                event=event,
+            )
+        if pr is not None and pr.state == "closed" and not pr.merged:
+            return Outcome(
+                "skipped-duplicate",
+                f"a fix PR for this issue was closed without merging: {pr.url}",
+                pr=pr,
+                branch=branch,
+                event=event,
+            )
+        if pr is not None and pr.merged:
+            regression_of = pr.url
+            pr = None
+        # fix
+        with r.group("Fix"):
+            fix = self.c.fixer.fix(report, self.ws, self.s)
+            if fix.root_cause:
+                r.log_untrusted("Root cause:", fix.root_cause)
+        if fix.status == "error":
+            raise AutofixError(f"the fix agent failed: {fix.error or 'no detail'}")
+        changed = git_branch.changed_paths(self.ws)
+        blocked = git_branch.blocked_paths(changed + [f.path for f in fix.files], self.s.all_blocked_paths)
+        if fix.status == "skipped-blocked-path" or blocked:
+            where = ", ".join(sorted(set(blocked))) or "see log"
+            msg = f"the fix touches blocked paths ({where}); nothing pushed"
+            r.warning(msg)
+            self.comment(issue_id, "failed", detail=msg)
+            return Outcome("skipped-blocked-path", msg, fix=fix, event=event)
+        if fix.status == "no-fix" or not changed:
+            if self.s.triage_on_no_fix:
+                return self._triage(
+                    issue_id, event, report, existing, reason="The agent found no fix it trusts."
+                )
+            self.comment(issue_id, "failed", detail="no fix found")
+            return Outcome("no-fix", "the agent found no fix", fix=fix, event=event)
+        # test
+        if fix.tests.status == "not-run" and self.s.test_command:
+            with r.group("Tests"):
+                fix.tests = run_test_command(self.s.test_command, self.ws, self.s)
+                r.log(f"tests {fix.tests.status} (exit {fix.tests.exit_code})")
+        reasons = draft_reasons(fix, self.s)
+        title = bodies.pr_title(event, fix)
+        body = bodies.render_pr_body(
+            event,
+            fix,
+            issue_id=issue_id,
+            draft_reasons=reasons,
+            run_url=self.run_url,
+            regression_of=regression_of,
+        )
+        if self.s.dry_run or self.c.host is None:
+            r.log_untrusted("Diff:", fix.diff or "(see git diff)")
+            r.log_untrusted("Pull request:", f"{title}\n\n{body}")
+            return Outcome("dry-run", "dry run: nothing pushed", branch=branch, fix=fix, event=event)
+        # deliver
+        with r.group(f"Push {branch}"):
+            base = self._base()
+            git_branch.commit_fix(
+                self.ws,
+                branch=branch,
+                base=base,
+                message=title,
+                author=self.s.commit_author,
+                issue_id=issue_id,
+                prefix=self.s.branch_prefix,
+            )
+            token = self.s.github_token.get_secret_value() if self.s.github_token else None
+            pushed = git_branch.push_branch(
+                self.ws,
+                branch=branch,
+                base=base,
+                prefix=self.s.branch_prefix,
+                issue_id=issue_id,
+                author=self.s.commit_author,
+                token=token,
+            )
+            r.log(f"branch {branch}: {pushed.outcome} at {pushed.sha[:12]}")
+        if pr is not None and pr.state == "open":
+            if pushed.outcome == "unchanged":
+                return Outcome(
+                    "skipped-duplicate",
+                    f"same fix already proposed: {pr.url}",
+                    pr=pr,
+                    branch=branch,
+                    fix=fix,
+                    event=event,
+                )
+            item = self.c.host.update_pull_request(pr.number, title=title, body=body, labels=self.s.labels)
+            self.comment(issue_id, "pr-updated", url=item.url)
+            return Outcome("pr-updated", f"updated {item.url}", pr=item, branch=branch, fix=fix, event=event)
+        with r.group("Open the pull request"):
+            item = self.c.host.open_pull_request(
+                branch=branch, base=base, title=title, body=body, draft=bool(reasons), labels=self.s.labels
+            )
+            r.log(f"opened {item.url}{' as draft: ' + ', '.join(reasons) if reasons else ''}")
+        if self.s.ci_workflow:
+            try:
+                self.c.host.dispatch_workflow(self.s.ci_workflow, branch)
+            except AutofixError as exc:
+                r.warning(f"could not start {self.s.ci_workflow} on {branch}: {exc}")
+        self.comment(issue_id, "pr-opened", url=item.url)
+        status: RunStatus = "draft-pr-opened" if item.draft or reasons else "pr-opened"
+        return Outcome(status, f"opened {item.url}", pr=item, branch=branch, fix=fix, event=event)
+
+    def _base(self) -> str:
+        base = self.s.base_branch or git_branch.current_branch(self.ws)
+        if not base and self.c.host is not None:
+            base = self.c.host.default_branch()
+        if not base:
+            raise ConfigError(
+                "cannot tell the base branch: set the base-branch input (SENTRY_AUTOFIX_BASE_BRANCH)"
+            )
+        return base
+
+    def _triage(
+        self, issue_id: str, event: ErrorEvent, report: TriageReport, existing: Existing, reason: str | None
+    ) -> Outcome:
+        r = self.c.runner
+        head = git_branch.head_sha(self.ws)
+        blob_base = (
+            f"{self.s.github_server_url.rstrip('/')}/{self.s.github_repository}/blob/{head}"
+            if head and self.s.github_repository
+            else None
+        )
+        title = bodies.issue_title(event)
+        body = bodies.render_issue_body(
+            report, issue_id=issue_id, blob_base=blob_base, run_url=self.run_url, reason=reason
+        )
+        if self.s.dry_run or self.c.host is None:
+            r.log_untrusted("Triage issue:", f"{title}\n\n{body}")
+            return Outcome("dry-run", "dry run: no issue opened", event=event)
+        issue = existing.issue
+        if issue is not None and issue.state == "open":
+            return Outcome(
+                "skipped-duplicate", f"triage issue already open: {issue.url}", issue=issue, event=event
+            )
+        with r.group("Triage issue"):
+            if issue is not None:
+                item = self.c.host.reopen_issue(
+                    issue.number, comment=bodies.render_regression_comment(event, run_url=self.run_url)
+                )
+                message = f"regression: reopened {item.url}"
+            else:
+                priority = event.issue.priority if event.issue else None
+                labels = [*self.s.issue_labels, bodies.priority_label(priority)]
+                item = self.c.host.open_issue(title=title, body=body, labels=labels)
+                message = f"opened {item.url}"
+            r.log(message)
+        self.comment(issue_id, "issue-opened", url=item.url)
+        return Outcome("issue-opened", message, issue=item, event=event)
+
+
+def finish(outcome: Outcome, runner: Runner, out: TextIO | None = None) -> int:
+    """Outputs, job summary and the final `status: <status>` line (SPEC §3, §11)."""
+    runner.set_outputs(outcome.outputs())
+    url = outcome.pr.url if outcome.pr else outcome.issue.url if outcome.issue else None
+    runner.add_summary(
+        bodies.render_summary(
+            status=outcome.status,
+            event=outcome.event,
+            fix=outcome.fix,
+            url=url,
+            branch=outcome.branch,
+            message=outcome.message,
+        )
+    )
+    if outcome.message:
+        runner.log(outcome.message)
+    stream = out if out is not None else sys.stdout
+    print(f"status: {outcome.status}", file=stream, flush=True)
+    return outcome.exit_code
+
+
+def deliver_issue(issue_ref: str, settings: Settings, workspace: Path, c: Collaborators) -> int:
+    """Run the pipeline for one issue and finish the step (outputs, summary, status, exit code)."""
+    try:
+        outcome = Pipeline(settings, workspace, c).run(issue_ref)
+    except AutofixError as exc:
+        message = scrub(str(exc), settings.secret_values())
+        c.runner.error(message, title="sentry-autofix")
+        outcome = Outcome("error", message, exit_code=exc.exit_code)
+    return finish(outcome, c.runner)
+
+
+# --- real collaborators --------------------------------------------------------------------------
+
+
+def build_fixer(settings: Settings) -> Fixer | None:
+    """HOOK (lead, after merging the agent branch): return the real agent Fixer here.
+
+    Until it is wired, `run` in fix mode opens a triage issue and says so.
+    """
+    return None
+
+
+def build_source(settings: Settings) -> ErrorSource:
+    from sentry_autofix.sources.sentry import SentryClient  # lead's module; imported lazily
+
+    return SentryClient(settings)
+
+
+def build_locator() -> Locator:
+    from sentry_autofix.triage import build_triage  # lead's module; imported lazily
+
+    return build_triage
+
+
+def build_host(settings: Settings) -> CodeHost:
+    from sentry_autofix.delivery.github import GitHubHost
+
+    return GitHubHost(settings)
+
+
+def run_command(args: object, settings: Settings) -> int:
+    """`sentry-autofix run`: build the real collaborators from settings and run one issue."""
+    runner = Runner(
+        enabled=settings.github_actions,
+        output_path=settings.github_output,
+        summary_path=settings.github_step_summary,
+        secret_values=settings.secret_values(),
+    )
+    runner.mask_secrets()
+    try:
+        issue_ref = resolve_issue_id(settings)
+        if issue_ref is None:
+            # Schedule runs hand over to `sentry-autofix poll` (issue 5); until it lands, say so.
+            msg = (
+                "schedule: polling Sentry for issues is not available in this version yet; trigger runs with "
+                "repository_dispatch (the relay) or workflow_dispatch, or set the sentry-issue-id input"
+            )
+            runner.warning(msg)
+            return finish(Outcome("skipped-filtered", msg), runner)
+        workspace = Path(getattr(args, "workspace", None) or settings.github_workspace or ".").resolve()
+        collaborators = Collaborators(
+            source=build_source(settings),
+            host=None if settings.dry_run else build_host(settings),
+            locate=build_locator(),
+            fixer=build_fixer(settings) if settings.mode == "fix" else None,
+            runner=runner,
+        )
+    except AutofixError as exc:
+        runner.error(scrub(str(exc), settings.secret_values()), title="sentry-autofix")
+        return finish(Outcome("error", str(exc), exit_code=exc.exit_code), runner)
+    return deliver_issue(issue_ref, settings, workspace, collaborators)
