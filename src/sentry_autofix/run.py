@@ -378,7 +378,8 @@ class Pipeline:
             item = self.c.host.open_pull_request(
                 branch=branch, base=base, title=title, body=body, draft=bool(reasons), labels=self.s.labels
             )
-            r.log(f"opened {item.url}{' as draft: ' + ', '.join(reasons) if reasons else ''}")
+            if reasons:
+                r.log(f"draft because {', '.join(reasons)}")
         if self.s.ci_workflow:
             try:
                 self.c.host.dispatch_workflow(self.s.ci_workflow, branch)
@@ -431,7 +432,6 @@ class Pipeline:
                 labels = [*self.s.issue_labels, bodies.priority_label(priority)]
                 item = self.c.host.open_issue(title=title, body=body, labels=labels)
                 message = f"opened {item.url}"
-            r.log(message)
         self.comment(issue_id, "issue-opened", url=item.url)
         return Outcome("issue-opened", message, issue=item, event=event)
 
@@ -497,8 +497,13 @@ def build_host(settings: Settings) -> CodeHost:
     return GitHubHost(settings)
 
 
-def run_command(args: object, settings: Settings) -> int:
-    """`sentry-autofix run`: build the real collaborators from settings and run one issue."""
+def run_command(
+    args: object, settings: Settings, *, fixer_factory: Callable[[Settings], Fixer | None] = build_fixer
+) -> int:
+    """`sentry-autofix run`: build the real collaborators from settings and run one issue.
+
+    `fixer_factory` is the seam where the agent is built (tests pass a scripted one).
+    """
     runner = Runner(
         enabled=settings.github_actions,
         output_path=settings.github_output,
@@ -521,7 +526,7 @@ def run_command(args: object, settings: Settings) -> int:
             source=build_source(settings),
             host=None if settings.dry_run else build_host(settings),
             locate=build_locator(),
-            fixer=build_fixer(settings) if settings.mode == "fix" else None,
+            fixer=fixer_factory(settings) if settings.mode == "fix" else None,
             runner=runner,
         )
     except AutofixError as exc:

@@ -147,12 +147,14 @@ class GitHubHost:
                 ),
                 seconds_between_requests=0.0,
                 seconds_between_writes=settings.github_write_interval,
+                # lazy: no `GET /repos/{owner}/{repo}` (or GET of a PR/issue before editing it) unless
+                # an attribute we read needs it.
+                lazy=True,
             )
         self._gh = client
         self.full_name = settings.github_repository
         self.owner = self.full_name.split("/", 1)[0]
-        # lazy: no `GET /repos/{owner}/{repo}` unless we need the default branch.
-        self._repo = client.get_repo(self.full_name, lazy=True)
+        self._repo = client.get_repo(self.full_name)
         self._marker_labels = list(
             dict.fromkeys([lbl for lbl in (settings.labels[:1] + settings.issue_labels[:1]) if lbl])
         )
