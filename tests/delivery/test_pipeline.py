@@ -127,7 +127,7 @@ def test_pipeline__failing_tests_open_a_draft(
     assert pr["draft"] is True
     assert "❌ **failed**" in pr["body"] and "tests failed" in pr["body"]
     assert "FAILED tests/test_cart.py::test_total" not in pr["body"]  # only the broken one fails
-    assert "FAILED tests/test_cart.py::test_average_item_price" in pr["body"]
+    assert "FAILED tests/test_cart.py::test_cart_summary" in pr["body"]
 
 
 def test_pipeline__no_test_command_or_low_confidence_is_a_draft(
