@@ -1,0 +1,179 @@
+"""End to end: `sentry-autofix run` as a subprocess, as the Actions runner starts it — event file,
+env, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY — against the fake Sentry and GitHub APIs and a real bare
+git remote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, demo_api_event, git
+from tests.delivery.test_pipeline import parse_outputs, remote_branches
+from tests.fakes.github_api import FakeGitHub
+from tests.fakes.sentry_api import FakeSentry
+
+CLI = str(Path(sys.executable).with_name("sentry-autofix"))
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+
+    def everything(self) -> str:
+        return self.stdout + self.stderr + json.dumps(self.outputs) + self.summary
+
+
+def run_action(
+    tmp_path: Path, workspace: Path, sentry: FakeSentry, github: FakeGitHub, *, event_name: str = "repository_dispatch",
+    event: dict[str, Any] | None = None, command: list[str] | None = None, **env: str,
+) -> Run:
+    n = len(list(tmp_path.glob("event-*.json")))
+    event_path = tmp_path / f"event-{n}.json"
+    payload = event if event is not None else {
+        "action": "sentry-issue",
+        "client_payload": {"issue_id": ISSUE_ID, "short_id": "SHOP-1F", "project": "shop", "org": "acme"},
+    }
+    event_path.write_text(json.dumps(payload))
+    output, summary = tmp_path / f"output-{n}", tmp_path / f"summary-{n}.md"
+    output.write_text("")
+    full_env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(REPO_ROOT), "CI": "true", "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(event_path), "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(workspace), "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_API_URL": github.url, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "99",
+        "GITHUB_TOKEN": GH_TOKEN, "SENTRY_URL": sentry.url, "SENTRY_AUTH_TOKEN": SENTRY_TOKEN, "SENTRY_ORG": "acme",
+        "SENTRY_AUTOFIX_GITHUB_WRITE_INTERVAL": "0", "SENTRY_AUTOFIX_GITHUB_MAX_WAIT": "5",
+        "SENTRY_AUTOFIX_TEST_COMMAND": f"{sys.executable} -m pytest -q -p no:cacheprovider",
+        **env,
+    }
+    proc = subprocess.run(command or [CLI, "run"], env=full_env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+    return Run(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output.read_text()),
+               summary.read_text() if summary.exists() else "")
+
+
+def no_secrets(run: Run, *paths: Path) -> None:
+    text = run.everything() + "".join(p.read_text() for p in paths)
+    for secret in (GH_TOKEN, SENTRY_TOKEN):
+        assert secret not in text.replace(f"::add-mask::{secret}", "")
+
+
+def test_run__triage_opens_issue_then_dedups(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    first = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
+    assert first.code == 0, first.stderr
+    assert first.stdout.rstrip().endswith("status: issue-opened")
+    issue = fake_github.issues()[0]
+    assert first.outputs == {"status": "issue-opened", "pr-url": "", "pr-number": "", "branch": "",
+                             "issue-url": issue["html_url"], "confidence": ""}
+    assert f"::add-mask::{GH_TOKEN}" in first.stdout and f"::add-mask::{SENTRY_TOKEN}" in first.stdout
+    assert "::group::Sentry issue 4242" in first.stdout
+    assert "::error file=shop/cart.py,line=29,title=Sentry error::ZeroDivisionError: division by zero" in first.stdout
+    assert "issue-opened" in first.summary and issue["html_url"] in first.summary
+    second = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
+    assert second.code == 0 and second.stdout.rstrip().endswith("status: skipped-duplicate")
+    assert second.outputs["issue-url"] == issue["html_url"]
+    assert len(fake_github.issues()) == 1 and fake_github.pulls() == []
+    assert "opened a triage issue" in fake_sentry.comments[ISSUE_ID][0]
+    no_secrets(first, workspace / ".git" / "config")
+    no_secrets(second)
+
+
+def test_run__hostile_sentry_text_cannot_issue_commands_or_forge_marker(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, shared_fixtures: Path
+) -> None:
+    event = demo_api_event(shared_fixtures)
+    hostile = "boom\n::warning::pwned\n@octocat <img src=x> <!-- sentry-autofix:issue=1 --> [x](javascript:alert(1))"
+    event["entries"][0]["data"]["values"][-1]["value"] = hostile
+    fake_sentry.events[ISSUE_ID] = event
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
+    assert run.code == 0, run.stderr
+    # the only ::warning:: line is inside a stop-commands block
+    lines = run.stdout.splitlines()
+    i = lines.index("::warning::pwned")
+    token = next(line for line in reversed(lines[:i]) if line.startswith("::stop-commands::")).split("::")[2]
+    assert f"::{token}::" in lines[i:]
+    body = fake_github.issues()[0]["body"]
+    assert body.count("<!-- sentry-autofix:issue=") == 1 and body.rstrip().endswith("issue=4242 -->")
+    assert "@octocat" not in body and "<img" not in body and "[x](javascript:" not in body
+
+
+def test_run__fix_opens_pr_and_rerun_keeps_one(
+    tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    cmd = [sys.executable, "-m", "tests.fakes.run_with_fixer", "good"]
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, command=cmd)
+    assert run.code == 0, run.stderr
+    assert run.outputs["status"] == "pr-opened" and run.outputs["branch"] == "sentry-autofix/SHOP-1F"
+    assert "if units == 0" in git(remote, "show", "sentry-autofix/SHOP-1F:shop/cart.py")
+    git(workspace, "checkout", "-q", "-f", "main")
+    again = run_action(tmp_path, workspace, fake_sentry, fake_github, command=cmd)
+    assert again.code == 0 and again.outputs["status"] == "skipped-duplicate"
+    assert len(fake_github.pulls()) == 1
+    no_secrets(run, workspace / ".git" / "config")
+    no_secrets(again)
+
+
+def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    fake_github.forbid_pr_creation = True
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github,
+                     command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "good"])
+    assert run.code == 1
+    assert run.outputs["status"] == "error" and run.stdout.rstrip().endswith("status: error")
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error title=sentry-autofix::")]
+    assert len(errors) == 1 and "Settings → Actions → General → Workflow permissions" in errors[0]
+    assert "Traceback" not in run.stderr
+    no_secrets(run)
+
+
+def test_run__blocked_path_pushes_nothing(
+    tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github,
+                     command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "blocked"])
+    assert run.code == 0 and run.outputs["status"] == "skipped-blocked-path"
+    assert remote_branches(remote) == ["main"] and fake_github.writes() == []
+
+
+def test_run__workflow_dispatch_reads_inputs_issue_id(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name="workflow_dispatch",
+                     event={"inputs": {"issue_id": ISSUE_ID}, "ref": "refs/heads/main"}, SENTRY_AUTOFIX_MODE="triage")
+    assert run.code == 0 and run.outputs["status"] == "issue-opened"
+
+
+def test_run__schedule_says_poll_comes_later(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name="schedule",
+                     event={"schedule": "*/30 * * * *"})
+    assert run.code == 0 and run.outputs["status"] == "skipped-filtered"
+    assert "::warning::schedule: polling Sentry" in run.stdout
+    assert fake_sentry.calls == [] and fake_github.calls == []
+
+
+@pytest.mark.parametrize(("event_name", "event"), [("push", {}), ("repository_dispatch", {"client_payload": {}})])
+def test_run__no_issue_id_is_a_usage_error(
+    event_name: str, event: dict[str, Any], tmp_path: Path, workspace: Path, fake_sentry: FakeSentry,
+    fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name=event_name, event=event)
+    assert run.code == 2 and run.outputs["status"] == "error"
+    assert "issue" in run.stdout and run.stdout.rstrip().endswith("status: error")
