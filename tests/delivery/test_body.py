@@ -24,6 +24,19 @@ def event(value: str = "division by zero", **issue: object) -> ErrorEvent:
     )
 
 
+def outside_fences(text: str) -> str:
+    keep, fence = [], None
+    for line in text.splitlines():
+        m = re.match(r"^(`{3,})", line)
+        if fence is None and m:
+            fence = m.group(1)
+        elif fence is not None and line == fence:
+            fence = None
+        elif fence is None:
+            keep.append(line)
+    return "\n".join(keep)
+
+
 def test_inline__neutralises_mentions_html_links_and_marker() -> None:
     out = body.inline(HOSTILE, 1000)
     assert "@octocat" not in out and "@acme/admins" not in out and "@&#8203;octocat" in out
@@ -63,7 +76,9 @@ def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
         assert needle in out, needle
     assert re.findall(r"sentry-autofix:issue=\d+", out) == ["sentry-autofix:issue=4242"]
     assert body.find_marker(out) == "4242"
-    assert "@octocat" not in out and "<img" not in out and "<script>" not in out
+    # inside a code fence text is inert (no mention, no HTML); outside one nothing hostile survives
+    prose = outside_fences(out)
+    assert "@octocat" not in prose and "<img" not in prose and "<script>" not in prose and "</details> " not in prose
     # our own <details> blocks stay balanced despite the hostile </details>
     assert out.count("<details>") == out.count("</details>")
 
