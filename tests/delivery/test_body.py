@@ -80,7 +80,7 @@ def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     prose = outside_fences(out)
     assert "@octocat" not in prose and "<img" not in prose and "<script>" not in prose and "</details> " not in prose
     # our own <details> blocks stay balanced despite the hostile </details>
-    assert out.count("<details>") == out.count("</details>")
+    assert prose.count("<details>") == prose.count("</details>")
 
 
 def test_render_pr_body__huge_inputs_stay_under_github_limit() -> None:
