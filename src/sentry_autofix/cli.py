@@ -62,12 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "client_payload.issue_id, workflow_dispatch inputs.issue_id) or SENTRY_AUTOFIX_ISSUE_ID, then opens "
         "a fix PR or a triage issue. Ends with `status: <status>`.",
     )
-    run.add_argument(
-        "--workspace", metavar="DIR", help="the checked-out repository (default: GITHUB_WORKSPACE or .)"
-    )
-    run.add_argument(
-        "--issue", metavar="ID", help="Sentry issue id; wins over the event (env SENTRY_AUTOFIX_ISSUE_ID)"
-    )
+    run.add_argument("--workspace", metavar="DIR", help="the checked-out repository (default: GITHUB_WORKSPACE or .)")
+    run.add_argument("--issue", metavar="ID", help="Sentry issue id; wins over the event (env SENTRY_AUTOFIX_ISSUE_ID)")
     run.add_argument("--mode", choices=["fix", "triage"], help="env SENTRY_AUTOFIX_MODE (default fix)")
     run.add_argument(
         "--dry-run", action="store_true", default=None, help="touch no remote (env SENTRY_AUTOFIX_DRY_RUN)"

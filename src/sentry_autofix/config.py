@@ -69,9 +69,7 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENTRY_PROJECTS", "sentry_projects")
     )
     """Project slugs to poll; empty means every project of the organization."""
-    sentry_timeout: float = Field(
-        20.0, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_TIMEOUT", "sentry_timeout")
-    )
+    sentry_timeout: float = Field(20.0, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_TIMEOUT", "sentry_timeout"))
 
     # --- GitHub -------------------------------------------------------------------------------
     github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL", "github_api_url"))
@@ -91,9 +89,7 @@ class Settings(BaseSettings):
     """Below this confidence the PR is opened as a draft."""
 
     # --- LLM ----------------------------------------------------------------------------------
-    llm: Literal["anthropic", "openai"] = Field(
-        "anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm")
-    )
+    llm: Literal["anthropic", "openai"] = Field("anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm"))
     model: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_MODEL", "model"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY", "anthropic_api_key"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url"))
@@ -111,26 +107,18 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_BLOCKED_PATHS", "blocked_paths")
     )
     """Extra globs, added to DEFAULT_BLOCKED_PATHS."""
-    scrub_env: CommaList = Field(
-        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env")
-    )
+    scrub_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env"))
     """Extra environment variable names removed before running tests."""
     source_roots: CommaList = Field(
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SOURCE_ROOTS", "source_roots")
     )
     """Repo folders preferred when a frame's file could be in several places (monorepos)."""
-    path_map: CommaList = Field(
-        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map")
-    )
+    path_map: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map"))
     """`deployed_prefix=repo_prefix` pairs, e.g. `/srv/app/=services/api/`."""
 
     # --- Notifications ------------------------------------------------------------------------
-    slack_webhook_url: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url")
-    )
-    slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token")
-    )
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token"))
     slack_channel: str | None = Field(None, validation_alias=_env("SLACK_CHANNEL", "slack_channel"))
     discord_webhook_url: SecretStr | None = Field(
         None, validation_alias=_env("DISCORD_WEBHOOK_URL", "discord_webhook_url")
@@ -139,9 +127,7 @@ class Settings(BaseSettings):
     # --- Delivery / the Action's `run` (issue 4) ---------------------------------------------
     mode: Literal["fix", "triage"] = Field("fix", validation_alias=_env("SENTRY_AUTOFIX_MODE", "mode"))
     """`fix`: try a fix and open a PR (triage issue when no fix); `triage`: only open a triage issue."""
-    sentry_issue_id: str | None = Field(
-        None, validation_alias=_env("SENTRY_AUTOFIX_ISSUE_ID", "sentry_issue_id")
-    )
+    sentry_issue_id: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_ISSUE_ID", "sentry_issue_id"))
     """Explicit Sentry issue id; wins over the one in the triggering event."""
     dry_run: bool = Field(False, validation_alias=_env("SENTRY_AUTOFIX_DRY_RUN", "dry_run"))
     """Do everything locally, print the diff and the PR text, touch no remote."""
@@ -158,9 +144,7 @@ class Settings(BaseSettings):
         True, validation_alias=_env("SENTRY_AUTOFIX_DRAFT_ON_TEST_FAILURE", "draft_on_test_failure")
     )
     """Open the PR as a draft when tests failed or were not run."""
-    triage_on_no_fix: bool = Field(
-        True, validation_alias=_env("SENTRY_AUTOFIX_TRIAGE_ON_NO_FIX", "triage_on_no_fix")
-    )
+    triage_on_no_fix: bool = Field(True, validation_alias=_env("SENTRY_AUTOFIX_TRIAGE_ON_NO_FIX", "triage_on_no_fix"))
     """Open a triage issue when the agent finds no fix (else the status is `no-fix`)."""
     issue_labels: CommaList = Field(
         default_factory=lambda: ["sentry-autofix", "triage"],
@@ -169,9 +153,7 @@ class Settings(BaseSettings):
     """Labels of triage issues; a priority label P1–P4 is added from Sentry's priority."""
     ci_workflow: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_CI_WORKFLOW", "ci_workflow"))
     """Workflow file (e.g. `ci.yml`) started on the fix branch by workflow_dispatch (`actions: write`)."""
-    sentry_comments: bool = Field(
-        True, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_COMMENTS", "sentry_comments")
-    )
+    sentry_comments: bool = Field(True, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_COMMENTS", "sentry_comments"))
     """Comment on the Sentry issue at each milestone (needs a token with event:write)."""
     github_max_wait: float = Field(
         60.0, ge=0, validation_alias=_env("SENTRY_AUTOFIX_GITHUB_MAX_WAIT", "github_max_wait")
@@ -181,16 +163,10 @@ class Settings(BaseSettings):
         1.0, ge=0, validation_alias=_env("SENTRY_AUTOFIX_GITHUB_WRITE_INTERVAL", "github_write_interval")
     )
     """Seconds between GitHub writes (GitHub asks for >= 1 s between content-creating requests)."""
-    github_event_name: str | None = Field(
-        None, validation_alias=_env("GITHUB_EVENT_NAME", "github_event_name")
-    )
-    github_event_path: str | None = Field(
-        None, validation_alias=_env("GITHUB_EVENT_PATH", "github_event_path")
-    )
+    github_event_name: str | None = Field(None, validation_alias=_env("GITHUB_EVENT_NAME", "github_event_name"))
+    github_event_path: str | None = Field(None, validation_alias=_env("GITHUB_EVENT_PATH", "github_event_path"))
     github_output: str | None = Field(None, validation_alias=_env("GITHUB_OUTPUT", "github_output"))
-    github_step_summary: str | None = Field(
-        None, validation_alias=_env("GITHUB_STEP_SUMMARY", "github_step_summary")
-    )
+    github_step_summary: str | None = Field(None, validation_alias=_env("GITHUB_STEP_SUMMARY", "github_step_summary"))
     github_workspace: str | None = Field(None, validation_alias=_env("GITHUB_WORKSPACE", "github_workspace"))
     github_server_url: str = Field(
         "https://github.com", validation_alias=_env("GITHUB_SERVER_URL", "github_server_url")

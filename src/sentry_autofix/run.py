@@ -117,9 +117,7 @@ def resolve_issue_id(settings: Settings) -> str | None:
         if isinstance(inputs, dict):
             value = inputs.get("issue_id") or inputs.get("issue-id") or inputs.get("sentry-issue-id")
         if value in (None, ""):
-            raise ConfigError(
-                "workflow_dispatch needs an `issue_id` input (or set the sentry-issue-id input)"
-            )
+            raise ConfigError("workflow_dispatch needs an `issue_id` input (or set the sentry-issue-id input)")
         return _check_id(str(value), "inputs.issue_id")
     raise ConfigError(
         f"no Sentry issue id for event {name or '(none)'}: set the sentry-issue-id input "
@@ -130,9 +128,7 @@ def resolve_issue_id(settings: Settings) -> str | None:
 def _check_id(value: str, where: str) -> str:
     value = value.strip()
     if not _ISSUE_ID.match(value):
-        raise InputError(
-            f"{where} is not a Sentry issue id (numeric, or a short id like APP-1F): {value[:80]!r}"
-        )
+        raise InputError(f"{where} is not a Sentry issue id (numeric, or a short id like APP-1F): {value[:80]!r}")
     return value
 
 
@@ -215,9 +211,7 @@ class Pipeline:
         )
 
     # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
-    def comment(
-        self, issue_id: str, milestone: str, url: str | None = None, detail: str | None = None
-    ) -> None:
+    def comment(self, issue_id: str, milestone: str, url: str | None = None, detail: str | None = None) -> None:
         if not self.s.sentry_comments or self.s.dry_run:
             return
         text = scrub(
@@ -227,9 +221,7 @@ class Pipeline:
         try:
             self.c.source.add_comment(issue_id, text)
         except Exception as exc:  # a comment must never fail the run
-            self.c.runner.warning(
-                f"could not comment on the Sentry issue ({type(exc).__name__}: {exc}); continuing"
-            )
+            self.c.runner.warning(f"could not comment on the Sentry issue ({type(exc).__name__}: {exc}); continuing")
 
     def run(self, issue_ref: str) -> Outcome:
         r = self.c.runner
@@ -256,9 +248,7 @@ class Pipeline:
             crash = bodies.crash_location(report)
             if crash:
                 # Escaped by the runner's command encoding; no newline can start a new command.
-                r.error(
-                    " ".join(event.headline.split())[:500], file=crash[0], line=crash[1], title="Sentry error"
-                )
+                r.error(" ".join(event.headline.split())[:500], file=crash[0], line=crash[1], title="Sentry error")
             for s in report.suspects[:5]:
                 r.log(f"suspect {s.path}:{s.line or '?'} score {s.score:.2f}")
         short = event.short_id or (event.issue.short_id if event.issue else None)
@@ -314,9 +304,7 @@ class Pipeline:
             return Outcome("skipped-blocked-path", msg, fix=fix, event=event)
         if fix.status == "no-fix" or not changed:
             if self.s.triage_on_no_fix:
-                return self._triage(
-                    issue_id, event, report, existing, reason="The agent found no fix it trusts."
-                )
+                return self._triage(issue_id, event, report, existing, reason="The agent found no fix it trusts.")
             self.comment(issue_id, "failed", detail="no fix found")
             return Outcome("no-fix", "the agent found no fix", fix=fix, event=event)
         # test
@@ -394,9 +382,7 @@ class Pipeline:
         if not base and self.c.host is not None:
             base = self.c.host.default_branch()
         if not base:
-            raise ConfigError(
-                "cannot tell the base branch: set the base-branch input (SENTRY_AUTOFIX_BASE_BRANCH)"
-            )
+            raise ConfigError("cannot tell the base branch: set the base-branch input (SENTRY_AUTOFIX_BASE_BRANCH)")
         return base
 
     def _triage(
@@ -418,9 +404,7 @@ class Pipeline:
             return Outcome("dry-run", "dry run: no issue opened", event=event)
         issue = existing.issue
         if issue is not None and issue.state == "open":
-            return Outcome(
-                "skipped-duplicate", f"triage issue already open: {issue.url}", issue=issue, event=event
-            )
+            return Outcome("skipped-duplicate", f"triage issue already open: {issue.url}", issue=issue, event=event)
         with r.group("Triage issue"):
             if issue is not None:
                 item = self.c.host.reopen_issue(

@@ -25,10 +25,15 @@ GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True,
-                          text=True).stdout
+    env = {
+        **os.environ,
+        **GIT_ENV,
+        "GIT_AUTHOR_NAME": "T",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "T",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(autouse=True)
@@ -67,8 +72,14 @@ def demo_api_event(fixtures: Path) -> dict[str, Any]:
 @pytest.fixture
 def fake_sentry(shared_fixtures: Path) -> Iterator[FakeSentry]:
     fake = FakeSentry(shared_fixtures / "sentry", token=SENTRY_TOKEN).start()
-    fake.add_issue(ISSUE_ID, short_id=SHORT_ID, title="ZeroDivisionError: division by zero",
-                   project="shop", priority="high", event=demo_api_event(shared_fixtures))
+    fake.add_issue(
+        ISSUE_ID,
+        short_id=SHORT_ID,
+        title="ZeroDivisionError: division by zero",
+        project="shop",
+        priority="high",
+        event=demo_api_event(shared_fixtures),
+    )
     yield fake
     fake.stop()
 

@@ -10,8 +10,14 @@ from sentry_autofix.actions import SUMMARY_LIMIT, Runner
 
 def runner(tmp_path: Path, **kw: object) -> tuple[Runner, io.StringIO]:
     out = io.StringIO()
-    r = Runner(enabled=True, output_path=str(tmp_path / "out"), summary_path=str(tmp_path / "sum.md"),
-               stream=out, log=io.StringIO(), **kw)  # type: ignore[arg-type]
+    r = Runner(
+        enabled=True,
+        output_path=str(tmp_path / "out"),
+        summary_path=str(tmp_path / "sum.md"),
+        stream=out,
+        log=io.StringIO(),
+        **kw,
+    )  # type: ignore[arg-type]
     return r, out
 
 
@@ -21,8 +27,11 @@ def test_set_outputs__multiline_values_use_unique_delimiters(tmp_path: Path) -> 
     text = (tmp_path / "out").read_text()
     first = text.splitlines()[0]
     name, _, delim = first.partition("<<")
-    assert name == "status" and delim.startswith("ghadelimiter_") and len(delim) > 20
-    assert "note<<" in text and "line1\nEOF\nghadelimiter_x\nline4\n" in text
+    assert name == "status"
+    assert delim.startswith("ghadelimiter_")
+    assert len(delim) > 20
+    assert "note<<" in text
+    assert "line1\nEOF\nghadelimiter_x\nline4\n" in text
 
 
 def test_set_outputs__scrubs_secrets(tmp_path: Path) -> None:
@@ -36,7 +45,8 @@ def test_add_summary__never_exceeds_one_mebibyte(tmp_path: Path) -> None:
     r.add_summary("a" * (SUMMARY_LIMIT // 2))
     r.add_summary("é" * SUMMARY_LIMIT)
     data = (tmp_path / "sum.md").read_bytes()
-    assert len(data) <= SUMMARY_LIMIT and b"truncated" in data
+    assert len(data) <= SUMMARY_LIMIT
+    assert b"truncated" in data
     data.decode("utf-8")  # still valid UTF-8 after the cut
 
 
@@ -44,8 +54,12 @@ def test_mask_secrets__masks_every_line_of_every_secret(tmp_path: Path) -> None:
     r, out = runner(tmp_path, secret_values=["tok1", "-----BEGIN KEY-----\nabc\n-----END KEY-----"])
     r.mask_secrets()
     lines = out.getvalue().splitlines()
-    assert lines == ["::add-mask::tok1", "::add-mask::-----BEGIN KEY-----", "::add-mask::abc",
-                     "::add-mask::-----END KEY-----"]
+    assert lines == [
+        "::add-mask::tok1",
+        "::add-mask::-----BEGIN KEY-----",
+        "::add-mask::abc",
+        "::add-mask::-----END KEY-----",
+    ]
 
 
 def test_error__annotation_escapes_properties_and_newlines(tmp_path: Path) -> None:
@@ -60,9 +74,11 @@ def test_log_untrusted__wraps_in_stop_commands_with_a_fresh_token(tmp_path: Path
     r.log_untrusted("Error:", "x")
     lines = out.getvalue().splitlines()
     t1 = lines[1].removeprefix("::stop-commands::")
-    assert lines[2] == "::warning::pwn" and lines[3] == f"::{t1}::"
+    assert lines[2] == "::warning::pwn"
+    assert lines[3] == f"::{t1}::"
     t2 = lines[5].removeprefix("::stop-commands::")
-    assert t1 != t2 and len(t1) == 32
+    assert t1 != t2
+    assert len(t1) == 32
 
 
 def test_runner__outside_actions_prints_no_workflow_commands(tmp_path: Path) -> None:

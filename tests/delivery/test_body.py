@@ -18,8 +18,9 @@ HOSTILE = (
 def event(value: str = "division by zero", **issue: object) -> ErrorEvent:
     return ErrorEvent(
         exceptions=[ExceptionValue(type="ZeroDivisionError", value=value)],
-        issue=IssueInfo(id="4242", short_id="SHOP-1F", project="shop", permalink="https://acme.sentry.io/issues/4242/",
-                        **issue),  # type: ignore[arg-type]
+        issue=IssueInfo(
+            id="4242", short_id="SHOP-1F", project="shop", permalink="https://acme.sentry.io/issues/4242/", **issue
+        ),  # type: ignore[arg-type]
         short_id="SHOP-1F",
     )
 
@@ -39,8 +40,11 @@ def outside_fences(text: str) -> str:
 
 def test_inline__neutralises_mentions_html_links_and_marker() -> None:
     out = body.inline(HOSTILE, 1000)
-    assert "@octocat" not in out and "@acme/admins" not in out and "@&#8203;octocat" in out
-    assert "<" not in out and ">" not in out
+    assert "@octocat" not in out
+    assert "@acme/admins" not in out
+    assert "@&#8203;octocat" in out
+    assert "<" not in out
+    assert ">" not in out
     assert "](" not in out.replace("\\](", "")  # every bracket is escaped: no link, no image
     assert "sentry-autofix:issue" not in out
     assert "\n" not in body.inline("a\nb\r\nc")
@@ -50,7 +54,8 @@ def test_fence__cannot_be_closed_by_content() -> None:
     text = "x\n```\n# heading outside?\n````\n"
     out = body.fence(text)
     opener = out.splitlines()[0]
-    assert set(opener) == {"`"} and len(opener) == 5
+    assert set(opener) == {"`"}
+    assert len(opener) == 5
     assert out.endswith("\n" + opener)
     assert out.count(opener) == 2
 
@@ -63,30 +68,61 @@ def test_safe_url__only_http_and_https() -> None:
 
 def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     fix = FixResult(
-        status="fixed", root_cause=HOSTILE, analysis=HOSTILE, confidence="medium", pr_title="Fix it",
-        summary="guard", diff="--- a/x\n+++ b/x\n", files=[FileChange(path="shop/cart.py", added=2, removed=0)],
+        status="fixed",
+        root_cause=HOSTILE,
+        analysis=HOSTILE,
+        confidence="medium",
+        pr_title="Fix it",
+        summary="guard",
+        diff="--- a/x\n+++ b/x\n",
+        files=[FileChange(path="shop/cart.py", added=2, removed=0)],
         tests=TestOutcome(status="failed", command="pytest", exit_code=1, output_tail="E   assert 1 == 3\n"),
         reproduced="true",
     )
-    out = body.render_pr_body(event(HOSTILE), fix, issue_id="4242", draft_reasons=["tests failed"],
-                              run_url="https://github.com/acme/shop/actions/runs/1")
-    for needle in ("## Sentry error", "## Root cause", "## What changed", "## Tests", "## Confidence",
-                   "shop/cart.py", "E   assert 1 == 3", "exit code 1", "reproduced the error: ✅",
-                   "[SHOP-1F](https://acme.sentry.io/issues/4242/)", "[!WARNING]", "tests failed"):
+    out = body.render_pr_body(
+        event(HOSTILE),
+        fix,
+        issue_id="4242",
+        draft_reasons=["tests failed"],
+        run_url="https://github.com/acme/shop/actions/runs/1",
+    )
+    for needle in (
+        "## Sentry error",
+        "## Root cause",
+        "## What changed",
+        "## Tests",
+        "## Confidence",
+        "shop/cart.py",
+        "E   assert 1 == 3",
+        "exit code 1",
+        "reproduced the error: ✅",
+        "[SHOP-1F](https://acme.sentry.io/issues/4242/)",
+        "[!WARNING]",
+        "tests failed",
+    ):
         assert needle in out, needle
     assert re.findall(r"sentry-autofix:issue=\d+", out) == ["sentry-autofix:issue=4242"]
     assert body.find_marker(out) == "4242"
     # inside a code fence text is inert (no mention, no HTML); outside one nothing hostile survives
     prose = outside_fences(out)
-    assert "@octocat" not in prose and "<img" not in prose and "<script>" not in prose and "</details> " not in prose
+    assert "@octocat" not in prose
+    assert "<img" not in prose
+    assert "<script>" not in prose
+    assert "</details> " not in prose
     # our own <details> blocks stay balanced despite the hostile </details>
     assert prose.count("<details>") == prose.count("</details>")
 
 
 def test_render_pr_body__huge_inputs_stay_under_github_limit() -> None:
     big = "x" * 200_000
-    fix = FixResult(status="fixed", root_cause=big, analysis=big, summary=big, diff=("+" + "y" * 99 + "\n") * 5000,
-                    tests=TestOutcome(status="failed", output_tail=big))
+    fix = FixResult(
+        status="fixed",
+        root_cause=big,
+        analysis=big,
+        summary=big,
+        diff=("+" + "y" * 99 + "\n") * 5000,
+        tests=TestOutcome(status="failed", output_tail=big),
+    )
     out = body.render_pr_body(event(big), fix, issue_id="1")
     assert len(out) < body.BODY_LIMIT
     assert out.rstrip().endswith("<!-- sentry-autofix:issue=1 -->")
@@ -96,11 +132,13 @@ def test_clamp__closes_an_open_fence_and_notes_the_cut() -> None:
     text = "intro\n\n````diff\n" + "+line\n" * 20_000 + "````\n"
     out = body.clamp(text, limit=5_000)
     assert len(out) <= 5_000 + 200
-    assert "````\n" in out[-200:] and "truncated" in out
+    assert "````\n" in out[-200:]
+    assert "truncated" in out
 
 
-@pytest.mark.parametrize(("priority", "label"), [("high", "P1"), ("medium", "P2"), ("low", "P4"), (None, "P3"),
-                                                 ("urgent", "P3")])
+@pytest.mark.parametrize(
+    ("priority", "label"), [("high", "P1"), ("medium", "P2"), ("low", "P4"), (None, "P3"), ("urgent", "P3")]
+)
 def test_priority_label__maps_sentry_priority(priority: str | None, label: str) -> None:
     assert body.priority_label(priority) == label
 
@@ -108,10 +146,16 @@ def test_priority_label__maps_sentry_priority(priority: str | None, label: str) 
 def test_issue_title__project_and_message_without_mentions() -> None:
     assert body.issue_title(event()) == "[shop] ZeroDivisionError: division by zero"
     title = body.issue_title(event("ping @octocat " + "x" * 300))
-    assert "@octocat" not in title and len(title) <= 120
+    assert "@octocat" not in title
+    assert len(title) <= 120
 
 
 def test_sentry_comment__short_and_unique_per_run() -> None:
-    a = body.sentry_comment("pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/1")
-    b = body.sentry_comment("pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/2")
-    assert a != b and "pull/1" in a
+    a = body.sentry_comment(
+        "pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/1"
+    )
+    b = body.sentry_comment(
+        "pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/2"
+    )
+    assert a != b
+    assert "pull/1" in a

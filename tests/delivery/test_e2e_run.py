@@ -36,33 +36,65 @@ class Run:
 
 
 def run_action(
-    tmp_path: Path, workspace: Path, sentry: FakeSentry, github: FakeGitHub, *, event_name: str = "repository_dispatch",
-    event: dict[str, Any] | None = None, command: list[str] | None = None, **env: str,
+    tmp_path: Path,
+    workspace: Path,
+    sentry: FakeSentry,
+    github: FakeGitHub,
+    *,
+    event_name: str = "repository_dispatch",
+    event: dict[str, Any] | None = None,
+    command: list[str] | None = None,
+    **env: str,
 ) -> Run:
     n = len(list(tmp_path.glob("event-*.json")))
     event_path = tmp_path / f"event-{n}.json"
-    payload = event if event is not None else {
-        "action": "sentry-issue",
-        "client_payload": {"issue_id": ISSUE_ID, "short_id": "SHOP-1F", "project": "shop", "org": "acme"},
-    }
+    payload = (
+        event
+        if event is not None
+        else {
+            "action": "sentry-issue",
+            "client_payload": {"issue_id": ISSUE_ID, "short_id": "SHOP-1F", "project": "shop", "org": "acme"},
+        }
+    )
     event_path.write_text(json.dumps(payload))
     output, summary = tmp_path / f"output-{n}", tmp_path / f"summary-{n}.md"
     output.write_text("")
     full_env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-        "PYTHONPATH": str(REPO_ROOT), "CI": "true", "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(event_path), "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(workspace), "GITHUB_REPOSITORY": "acme/shop",
-        "GITHUB_API_URL": github.url, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "99",
-        "GITHUB_TOKEN": GH_TOKEN, "SENTRY_URL": sentry.url, "SENTRY_AUTH_TOKEN": SENTRY_TOKEN, "SENTRY_ORG": "acme",
-        "SENTRY_AUTOFIX_GITHUB_WRITE_INTERVAL": "0", "SENTRY_AUTOFIX_GITHUB_MAX_WAIT": "5",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_API_URL": github.url,
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_TOKEN": GH_TOKEN,
+        "SENTRY_URL": sentry.url,
+        "SENTRY_AUTH_TOKEN": SENTRY_TOKEN,
+        "SENTRY_ORG": "acme",
+        "SENTRY_AUTOFIX_GITHUB_WRITE_INTERVAL": "0",
+        "SENTRY_AUTOFIX_GITHUB_MAX_WAIT": "5",
         "SENTRY_AUTOFIX_TEST_COMMAND": f"{sys.executable} -m pytest -q -p no:cacheprovider",
         **env,
     }
-    proc = subprocess.run(command or [CLI, "run"], env=full_env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, check=False)
-    return Run(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output.read_text()),
-               summary.read_text() if summary.exists() else "")
+    proc = subprocess.run(
+        command or [CLI, "run"], env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    return Run(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        parse_outputs(output.read_text()),
+        summary.read_text() if summary.exists() else "",
+    )
 
 
 def no_secrets(run: Run, *paths: Path) -> None:
@@ -78,16 +110,26 @@ def test_run__triage_opens_issue_then_dedups(
     assert first.code == 0, first.stderr
     assert first.stdout.rstrip().endswith("status: issue-opened")
     issue = fake_github.issues()[0]
-    assert first.outputs == {"status": "issue-opened", "pr-url": "", "pr-number": "", "branch": "",
-                             "issue-url": issue["html_url"], "confidence": ""}
-    assert f"::add-mask::{GH_TOKEN}" in first.stdout and f"::add-mask::{SENTRY_TOKEN}" in first.stdout
+    assert first.outputs == {
+        "status": "issue-opened",
+        "pr-url": "",
+        "pr-number": "",
+        "branch": "",
+        "issue-url": issue["html_url"],
+        "confidence": "",
+    }
+    assert f"::add-mask::{GH_TOKEN}" in first.stdout
+    assert f"::add-mask::{SENTRY_TOKEN}" in first.stdout
     assert "::group::Sentry issue 4242" in first.stdout
     assert "::error file=shop/cart.py,line=29,title=Sentry error::ZeroDivisionError: division by zero" in first.stdout
-    assert "issue-opened" in first.summary and issue["html_url"] in first.summary
+    assert "issue-opened" in first.summary
+    assert issue["html_url"] in first.summary
     second = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
-    assert second.code == 0 and second.stdout.rstrip().endswith("status: skipped-duplicate")
+    assert second.code == 0
+    assert second.stdout.rstrip().endswith("status: skipped-duplicate")
     assert second.outputs["issue-url"] == issue["html_url"]
-    assert len(fake_github.issues()) == 1 and fake_github.pulls() == []
+    assert len(fake_github.issues()) == 1
+    assert fake_github.pulls() == []
     assert "opened a triage issue" in fake_sentry.comments[ISSUE_ID][0]
     no_secrets(first, workspace / ".git" / "config")
     no_secrets(second)
@@ -108,8 +150,11 @@ def test_run__hostile_sentry_text_cannot_issue_commands_or_forge_marker(
     token = next(line for line in reversed(lines[:i]) if line.startswith("::stop-commands::")).split("::")[2]
     assert f"::{token}::" in lines[i:]
     body = fake_github.issues()[0]["body"]
-    assert body.count("<!-- sentry-autofix:issue=") == 1 and body.rstrip().endswith("issue=4242 -->")
-    assert "@octocat" not in body and "<img" not in body and "[x](javascript:" not in body
+    assert body.count("<!-- sentry-autofix:issue=") == 1
+    assert body.rstrip().endswith("issue=4242 -->")
+    assert "@octocat" not in body
+    assert "<img" not in body
+    assert "[x](javascript:" not in body
 
 
 def test_run__fix_opens_pr_and_rerun_keeps_one(
@@ -118,11 +163,13 @@ def test_run__fix_opens_pr_and_rerun_keeps_one(
     cmd = [sys.executable, "-m", "tests.fakes.run_with_fixer", "good"]
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, command=cmd)
     assert run.code == 0, run.stderr
-    assert run.outputs["status"] == "pr-opened" and run.outputs["branch"] == "sentry-autofix/SHOP-1F"
+    assert run.outputs["status"] == "pr-opened"
+    assert run.outputs["branch"] == "sentry-autofix/SHOP-1F"
     assert "if units == 0" in git(remote, "show", "sentry-autofix/SHOP-1F:shop/cart.py")
     git(workspace, "checkout", "-q", "-f", "main")
     again = run_action(tmp_path, workspace, fake_sentry, fake_github, command=cmd)
-    assert again.code == 0 and again.outputs["status"] == "skipped-duplicate"
+    assert again.code == 0
+    assert again.outputs["status"] == "skipped-duplicate"
     assert len(fake_github.pulls()) == 1
     no_secrets(run, workspace / ".git" / "config")
     no_secrets(again)
@@ -132,12 +179,19 @@ def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
     fake_github.forbid_pr_creation = True
-    run = run_action(tmp_path, workspace, fake_sentry, fake_github,
-                     command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "good"])
+    run = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "good"],
+    )
     assert run.code == 1
-    assert run.outputs["status"] == "error" and run.stdout.rstrip().endswith("status: error")
+    assert run.outputs["status"] == "error"
+    assert run.stdout.rstrip().endswith("status: error")
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error title=sentry-autofix::")]
-    assert len(errors) == 1 and "Settings → Actions → General → Workflow permissions" in errors[0]
+    assert len(errors) == 1
+    assert "Settings → Actions → General → Workflow permissions" in errors[0]
     assert "Traceback" not in run.stderr
     no_secrets(run)
 
@@ -145,35 +199,59 @@ def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
 def test_run__blocked_path_pushes_nothing(
     tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
-    run = run_action(tmp_path, workspace, fake_sentry, fake_github,
-                     command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "blocked"])
-    assert run.code == 0 and run.outputs["status"] == "skipped-blocked-path"
-    assert remote_branches(remote) == ["main"] and fake_github.writes() == []
+    run = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "blocked"],
+    )
+    assert run.code == 0
+    assert run.outputs["status"] == "skipped-blocked-path"
+    assert remote_branches(remote) == ["main"]
+    assert fake_github.writes() == []
 
 
 def test_run__workflow_dispatch_reads_inputs_issue_id(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
-    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name="workflow_dispatch",
-                     event={"inputs": {"issue_id": ISSUE_ID}, "ref": "refs/heads/main"}, SENTRY_AUTOFIX_MODE="triage")
-    assert run.code == 0 and run.outputs["status"] == "issue-opened"
+    run = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        event_name="workflow_dispatch",
+        event={"inputs": {"issue_id": ISSUE_ID}, "ref": "refs/heads/main"},
+        SENTRY_AUTOFIX_MODE="triage",
+    )
+    assert run.code == 0
+    assert run.outputs["status"] == "issue-opened"
 
 
 def test_run__schedule_says_poll_comes_later(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
-    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name="schedule",
-                     event={"schedule": "*/30 * * * *"})
-    assert run.code == 0 and run.outputs["status"] == "skipped-filtered"
+    run = run_action(
+        tmp_path, workspace, fake_sentry, fake_github, event_name="schedule", event={"schedule": "*/30 * * * *"}
+    )
+    assert run.code == 0
+    assert run.outputs["status"] == "skipped-filtered"
     assert "::warning::schedule: polling Sentry" in run.stdout
-    assert fake_sentry.calls == [] and fake_github.calls == []
+    assert fake_sentry.calls == []
+    assert fake_github.calls == []
 
 
 @pytest.mark.parametrize(("event_name", "event"), [("push", {}), ("repository_dispatch", {"client_payload": {}})])
 def test_run__no_issue_id_is_a_usage_error(
-    event_name: str, event: dict[str, Any], tmp_path: Path, workspace: Path, fake_sentry: FakeSentry,
-    fake_github: FakeGitHub
+    event_name: str,
+    event: dict[str, Any],
+    tmp_path: Path,
+    workspace: Path,
+    fake_sentry: FakeSentry,
+    fake_github: FakeGitHub,
 ) -> None:
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name=event_name, event=event)
-    assert run.code == 2 and run.outputs["status"] == "error"
-    assert "issue" in run.stdout and run.stdout.rstrip().endswith("status: error")
+    assert run.code == 2
+    assert run.outputs["status"] == "error"
+    assert "issue" in run.stdout
+    assert run.stdout.rstrip().endswith("status: error")

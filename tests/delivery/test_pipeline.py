@@ -21,7 +21,11 @@ from tests.fakes.sentry_api import FakeSentry
 
 
 def run_once(
-    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, fixer: Fixer | None, tmp_path: Path,
+    workspace: Path,
+    fake_sentry: FakeSentry,
+    fake_github: FakeGitHub,
+    fixer: Fixer | None,
+    tmp_path: Path,
     **over: Any,
 ) -> tuple[int, str, dict[str, str], str]:
     settings = make_settings(fake_sentry, fake_github, **over)
@@ -29,10 +33,17 @@ def run_once(
     summary = tmp_path / "summary.md"
     out_file.write_text("")
     stdout, log = io.StringIO(), io.StringIO()
-    runner = Runner(enabled=True, output_path=str(out_file), summary_path=str(summary),
-                    secret_values=settings.secret_values(), stream=stdout, log=log)
-    c = Collaborators(source=SentryClient(settings), host=GitHubHost(settings), locate=build_triage,
-                      fixer=fixer, runner=runner)
+    runner = Runner(
+        enabled=True,
+        output_path=str(out_file),
+        summary_path=str(summary),
+        secret_values=settings.secret_values(),
+        stream=stdout,
+        log=log,
+    )
+    c = Collaborators(
+        source=SentryClient(settings), host=GitHubHost(settings), locate=build_triage, fixer=fixer, runner=runner
+    )
     import contextlib
 
     with contextlib.redirect_stdout(stdout):
@@ -67,10 +78,13 @@ def test_pipeline__opens_pr_with_the_fix_on_the_pushed_branch(
     assert outputs["branch"] == "sentry-autofix/SHOP-1F"
     assert outputs["confidence"] == "high"
     pr = fake_github.pulls()[0]
-    assert outputs["pr-url"] == pr["html_url"] and outputs["pr-number"] == str(pr["number"])
-    assert pr["draft"] is False and pr["base"]["ref"] == "main"
+    assert outputs["pr-url"] == pr["html_url"]
+    assert outputs["pr-number"] == str(pr["number"])
+    assert pr["draft"] is False
+    assert pr["base"]["ref"] == "main"
     assert pr["body"].rstrip().endswith(f"<!-- sentry-autofix:issue={ISSUE_ID} -->")
-    assert "✅ **passed**" in pr["body"] and "shop/cart.py" in pr["body"]
+    assert "✅ **passed**" in pr["body"]
+    assert "shop/cart.py" in pr["body"]
     assert [lbl["name"] for lbl in pr["labels"]] == ["sentry-autofix"]
     # the fix is on the pushed branch as one commit by the bot, the base branch untouched
     assert sorted(remote_branches(remote)) == ["main", "sentry-autofix/SHOP-1F"]
@@ -80,9 +94,11 @@ def test_pipeline__opens_pr_with_the_fix_on_the_pushed_branch(
     assert git(remote, "rev-parse", "main") == git(workspace, "rev-parse", "main")
     # Sentry heard about it: investigating, then the PR link
     texts = fake_sentry.comments[ISSUE_ID]
-    assert texts[0].startswith("sentry-autofix is investigating") and pr["html_url"] in texts[1]
+    assert texts[0].startswith("sentry-autofix is investigating")
+    assert pr["html_url"] in texts[1]
     assert "::error file=shop/cart.py,line=29" in log
-    assert "pr-opened" in summary and "Root cause" in summary
+    assert "pr-opened" in summary
+    assert "Root cause" in summary
     assert len(fake_github.calls) <= 8
 
 
@@ -93,9 +109,11 @@ def test_pipeline__rerun_skips_and_keeps_one_pr(
     git(workspace, "checkout", "-q", "main")
     fixer = ScriptedFixer(GOOD_FIX)
     code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, fixer, tmp_path)
-    assert code == 0 and outputs["status"] == "skipped-duplicate"
+    assert code == 0
+    assert outputs["status"] == "skipped-duplicate"
     assert fixer.calls == []  # no LLM spend on a duplicate
-    assert len(fake_github.pulls()) == 1 and outputs["pr-url"] == fake_github.pulls()[0]["html_url"]
+    assert len(fake_github.pulls()) == 1
+    assert outputs["pr-url"] == fake_github.pulls()[0]["html_url"]
 
 
 def test_pipeline__rerun_in_update_mode_updates_the_pr_or_skips_when_unchanged(
@@ -104,13 +122,22 @@ def test_pipeline__rerun_in_update_mode_updates_the_pr_or_skips_when_unchanged(
     run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
     first = git(remote, "rev-parse", "sentry-autofix/SHOP-1F")
     git(workspace, "checkout", "-q", "-f", "main")
-    code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path,
-                                   on_existing="update")
+    code, _, outputs, _ = run_once(
+        workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path, on_existing="update"
+    )
     assert (code, outputs["status"]) == (0, "skipped-duplicate")
     assert git(remote, "rev-parse", "sentry-autofix/SHOP-1F") == first
     git(workspace, "checkout", "-q", "-f", "main")
-    better = ScriptedFixer([*GOOD_FIX[:0], type(GOOD_FIX[0])("shop/cart.py", "    return round(cart.total() / units, 2)",
-                                                              "    return round(cart.total() / units, 2) if units else 0.0")])
+    better = ScriptedFixer(
+        [
+            *GOOD_FIX[:0],
+            type(GOOD_FIX[0])(
+                "shop/cart.py",
+                "    return round(cart.total() / units, 2)",
+                "    return round(cart.total() / units, 2) if units else 0.0",
+            ),
+        ]
+    )
     code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, better, tmp_path, on_existing="update")
     assert (code, outputs["status"]) == (0, "pr-updated")
     assert git(remote, "rev-parse", "sentry-autofix/SHOP-1F") != first
@@ -125,7 +152,8 @@ def test_pipeline__failing_tests_open_a_draft(
     assert (code, outputs["status"]) == (0, "draft-pr-opened")
     pr = fake_github.pulls()[0]
     assert pr["draft"] is True
-    assert "❌ **failed**" in pr["body"] and "tests failed" in pr["body"]
+    assert "❌ **failed**" in pr["body"]
+    assert "tests failed" in pr["body"]
     assert "FAILED tests/test_cart.py::test_total" not in pr["body"]  # only the broken one fails
     assert "FAILED tests/test_cart.py::test_cart_summary" in pr["body"]
 
@@ -133,11 +161,13 @@ def test_pipeline__failing_tests_open_a_draft(
 def test_pipeline__no_test_command_or_low_confidence_is_a_draft(
     workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX, confidence="medium"),
-                                   tmp_path, test_command=None)
+    code, _, outputs, _ = run_once(
+        workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX, confidence="medium"), tmp_path, test_command=None
+    )
     assert (code, outputs["status"]) == (0, "draft-pr-opened")
     body = fake_github.pulls()[0]["body"]
-    assert "tests were not run" in body and "confidence medium is below high" in body
+    assert "tests were not run" in body
+    assert "confidence medium is below high" in body
 
 
 def test_pipeline__blocked_path_pushes_nothing(
@@ -147,7 +177,8 @@ def test_pipeline__blocked_path_pushes_nothing(
     assert (code, outputs["status"]) == (0, "skipped-blocked-path")
     assert "migrations/0002_cart.py" in log
     assert remote_branches(remote) == ["main"]
-    assert fake_github.pulls() == [] and fake_github.writes() == []
+    assert fake_github.pulls() == []
+    assert fake_github.writes() == []
 
 
 def test_pipeline__pr_creation_forbidden_names_the_setting(
@@ -169,7 +200,8 @@ def test_pipeline__no_fix_opens_a_triage_issue_with_priority(
     issue = fake_github.issues()[0]
     assert issue["title"] == "[shop] ZeroDivisionError: division by zero"
     assert {lbl["name"] for lbl in issue["labels"]} == {"sentry-autofix", "triage", "P1"}
-    assert "shop/cart.py" in issue["body"] and outputs["issue-url"] == issue["html_url"]
+    assert "shop/cart.py" in issue["body"]
+    assert outputs["issue-url"] == issue["html_url"]
 
 
 def test_pipeline__sentry_comment_failure_never_fails_the_run(
@@ -185,6 +217,7 @@ def test_pipeline__secrets_never_leave_in_bodies_logs_or_outputs(
     workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
     code, log, outputs, summary = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
+    assert code == 0
     sent = " ".join(str(c.body) for c in fake_github.calls) + " ".join(str(c.body) for c in fake_sentry.calls)
     everything = sent + log + str(outputs) + summary + (workspace / ".git" / "config").read_text()
     for secret in (GH_TOKEN, SENTRY_TOKEN):
@@ -204,5 +237,6 @@ def test_pipeline__triage_mode_dedups_and_reopens_on_regression(
     code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, None, tmp_path, mode=mode)
     assert (code, outputs["status"]) == (0, "issue-opened")
     issue = fake_github.issues()[0]
-    assert issue["state"] == "open" and len(fake_github.issues()) == 1
+    assert issue["state"] == "open"
+    assert len(fake_github.issues()) == 1
     assert "happening again" in fake_github.comments[issue["number"]][0]

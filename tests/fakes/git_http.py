@@ -45,18 +45,26 @@ class GitHTTPServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else b""
                 env = {
-                    "PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": str(fake.root), "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command, "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(length),
-                    "REMOTE_USER": "x-access-token", "REMOTE_ADDR": "127.0.0.1",
-                    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                    "PATH": os.environ["PATH"],
+                    "GIT_PROJECT_ROOT": str(fake.root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": parts.path,
+                    "QUERY_STRING": parts.query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(length),
+                    "REMOTE_USER": "x-access-token",
+                    "REMOTE_ADDR": "127.0.0.1",
+                    "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_CONFIG_GLOBAL": os.devnull,
                 }
                 if self.headers.get("Content-Encoding"):
                     env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
                 if self.headers.get("Git-Protocol"):
                     env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-                out = subprocess.run(["git", "http-backend"], input=data, env=env, capture_output=True,
-                                     check=False).stdout
+                out = subprocess.run(
+                    ["git", "http-backend"], input=data, env=env, capture_output=True, check=False
+                ).stdout
                 head, _, body = out.partition(b"\r\n\r\n")
                 status = 200
                 headers = []

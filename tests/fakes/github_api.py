@@ -165,8 +165,14 @@ class FakeGitHub:
     def _label_obj(self, name: str) -> dict[str, Any]:
         if name not in self.labels:
             obj = copy.deepcopy(self.label_template)
-            obj.update(id=1000 + len(self.labels), name=name, color="ededed", default=False, description=None,
-                       url=f"{self.url}/repos/{self.repo}/labels/{name}")
+            obj.update(
+                id=1000 + len(self.labels),
+                name=name,
+                color="ededed",
+                default=False,
+                description=None,
+                url=f"{self.url}/repos/{self.repo}/labels/{name}",
+            )
             self.labels[name] = obj
         return self.labels[name]
 
@@ -175,7 +181,8 @@ class FakeGitHub:
             return True
         proc = subprocess.run(
             ["git", "-C", str(self.git_remote), "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return proc.returncode == 0
 
@@ -189,8 +196,11 @@ class FakeGitHub:
         view["id"] = item["id"]
         view["url"] = f"{self.url}/repos/{self.repo}/issues/{item['number']}"
         view["pull_request"] = {
-            "url": item["url"], "html_url": item["html_url"], "diff_url": item["diff_url"],
-            "patch_url": item["patch_url"], "merged_at": item["merged_at"],
+            "url": item["url"],
+            "html_url": item["html_url"],
+            "diff_url": item["diff_url"],
+            "patch_url": item["patch_url"],
+            "merged_at": item["merged_at"],
         }
         return view
 
@@ -201,10 +211,22 @@ class FakeGitHub:
         base_url = f"{self.url}/repos/{self.repo}"
         html = f"https://github.com/{self.repo}/pull/{n}"
         pr.update(
-            id=5000 + n, number=n, title=data["title"], body=data.get("body"), state="open",
-            draft=bool(data.get("draft", False)), labels=[], merged=False, merged_at=None, closed_at=None,
-            url=f"{base_url}/pulls/{n}", html_url=html, diff_url=html + ".diff", patch_url=html + ".patch",
-            issue_url=f"{base_url}/issues/{n}", comments_url=f"{base_url}/issues/{n}/comments",
+            id=5000 + n,
+            number=n,
+            title=data["title"],
+            body=data.get("body"),
+            state="open",
+            draft=bool(data.get("draft", False)),
+            labels=[],
+            merged=False,
+            merged_at=None,
+            closed_at=None,
+            url=f"{base_url}/pulls/{n}",
+            html_url=html,
+            diff_url=html + ".diff",
+            patch_url=html + ".patch",
+            issue_url=f"{base_url}/issues/{n}",
+            comments_url=f"{base_url}/issues/{n}/comments",
             maintainer_can_modify=bool(data.get("maintainer_can_modify", False)),
         )
         pr["head"]["ref"] = data["head"].split(":")[-1]
@@ -224,10 +246,18 @@ class FakeGitHub:
         self._next_number += 1
         issue = copy.deepcopy(self._load("issues__create.response.json"))
         issue.update(
-            id=7000 + n, number=n, title=data["title"], body=data.get("body"), state="open", state_reason=None,
-            labels=[self._label_obj(name) for name in data.get("labels") or []], pull_request=None,
-            url=f"{self.url}/repos/{self.repo}/issues/{n}", html_url=f"https://github.com/{self.repo}/issues/{n}",
-            comments=0, closed_at=None,
+            id=7000 + n,
+            number=n,
+            title=data["title"],
+            body=data.get("body"),
+            state="open",
+            state_reason=None,
+            labels=[self._label_obj(name) for name in data.get("labels") or []],
+            pull_request=None,
+            url=f"{self.url}/repos/{self.repo}/issues/{n}",
+            html_url=f"https://github.com/{self.repo}/issues/{n}",
+            comments=0,
+            closed_at=None,
         )
         issue["user"]["login"] = "github-actions[bot]"
         self.items[n] = issue
@@ -246,7 +276,9 @@ class FakeGitHub:
         return chunk, ({"Link": ", ".join(links)} if links else {})
 
     # -- routing -------------------------------------------------------------------------------
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(raw_path)
         path = parts.path
         query = parse_qs(parts.query)
@@ -280,8 +312,12 @@ class FakeGitHub:
         m = re.fullmatch
         if method == "GET" and rest == "":
             repo = copy.deepcopy(self._load("repos__get.response.json"))
-            repo.update(full_name=self.repo, name=self.repo.split("/")[1], default_branch=self.default_branch,
-                        url=f"{self.url}{prefix}")
+            repo.update(
+                full_name=self.repo,
+                name=self.repo.split("/")[1],
+                default_branch=self.default_branch,
+                url=f"{self.url}{prefix}",
+            )
             return 200, repo, {}
         if method == "GET" and rest == "/pulls":
             rows = self.pulls()
@@ -298,17 +334,49 @@ class FakeGitHub:
             if self.forbid_pr_creation:
                 return 403, PR_FORBIDDEN_BODY, {}
             if not body or not body.get("head") or not body.get("base") or not body.get("title"):
-                return (*self._error(422, "Validation Failed", [{"resource": "PullRequest", "code": "missing_field"}]), {})
+                return (
+                    *self._error(422, "Validation Failed", [{"resource": "PullRequest", "code": "missing_field"}]),
+                    {},
+                )
             ref = body["head"].split(":")[-1]
             if not self._branch_exists(ref):
-                return (*self._error(422, "Validation Failed",
-                                     [{"resource": "PullRequest", "field": "head", "code": "invalid"}]), {})
+                return (
+                    *self._error(
+                        422, "Validation Failed", [{"resource": "PullRequest", "field": "head", "code": "invalid"}]
+                    ),
+                    {},
+                )
             if any(p["head"]["ref"] == ref and p["state"] == "open" for p in self.pulls()):
-                return (*self._error(422, "Validation Failed", [{"resource": "PullRequest", "code": "custom",
-                        "message": f"A pull request already exists for {self.owner}:{ref}."}]), {})
+                return (
+                    *self._error(
+                        422,
+                        "Validation Failed",
+                        [
+                            {
+                                "resource": "PullRequest",
+                                "code": "custom",
+                                "message": f"A pull request already exists for {self.owner}:{ref}.",
+                            }
+                        ],
+                    ),
+                    {},
+                )
             if body.get("body") and len(body["body"]) > 65536:
-                return (*self._error(422, "Validation Failed", [{"resource": "PullRequest", "code": "custom",
-                        "field": "body", "message": "body is too long (maximum is 65536 characters)"}]), {})
+                return (
+                    *self._error(
+                        422,
+                        "Validation Failed",
+                        [
+                            {
+                                "resource": "PullRequest",
+                                "code": "custom",
+                                "field": "body",
+                                "message": "body is too long (maximum is 65536 characters)",
+                            }
+                        ],
+                    ),
+                    {},
+                )
             return 201, self._new_pr(body), {}
         if (mm := m(r"/pulls/(\d+)", rest)) and int(mm.group(1)) in self.items:
             pr = self.items[int(mm.group(1))]
@@ -332,11 +400,28 @@ class FakeGitHub:
             return 200, chunk, links
         if method == "POST" and rest == "/issues":
             if not body or not body.get("title"):
-                return (*self._error(422, "Validation Failed", [{"resource": "Issue", "code": "missing_field",
-                                                                 "field": "title"}]), {})
+                return (
+                    *self._error(
+                        422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}]
+                    ),
+                    {},
+                )
             if body.get("body") and len(body["body"]) > 65536:
-                return (*self._error(422, "Validation Failed", [{"resource": "Issue", "code": "custom",
-                        "field": "body", "message": "body is too long (maximum is 65536 characters)"}]), {})
+                return (
+                    *self._error(
+                        422,
+                        "Validation Failed",
+                        [
+                            {
+                                "resource": "Issue",
+                                "code": "custom",
+                                "field": "body",
+                                "message": "body is too long (maximum is 65536 characters)",
+                            }
+                        ],
+                    ),
+                    {},
+                )
             return 201, self._new_issue(body), {}
         if mm := m(r"/issues/(\d+)(/comments|/labels)?", rest):
             n = int(mm.group(1))
@@ -367,14 +452,18 @@ class FakeGitHub:
                 return 200, chunk, links
             if method == "POST":
                 if body["name"] in self.labels:
-                    return (*self._error(422, "Validation Failed", [{"resource": "Label", "code": "already_exists",
-                                                                     "field": "name"}]), {})
+                    return (
+                        *self._error(
+                            422, "Validation Failed", [{"resource": "Label", "code": "already_exists", "field": "name"}]
+                        ),
+                        {},
+                    )
                 obj = self._label_obj(body["name"])
                 obj.update(color=body.get("color", "ededed"), description=body.get("description"))
                 return 201, obj, {}
         if method == "POST" and (mm := m(r"/actions/workflows/([^/]+)/dispatches", rest)):
             if not body or "ref" not in body:
-                return (*self._error(422, "Invalid request.\n\n\"ref\" wasn't supplied."), {})
+                return (*self._error(422, 'Invalid request.\n\n"ref" wasn\'t supplied.'), {})
             self.dispatches.append((mm.group(1), body))
             return 204, None, {}
         return (*self._error(404, "Not Found"), {})

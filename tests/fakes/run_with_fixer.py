@@ -15,5 +15,8 @@ SCRIPTS = {"good": GOOD_FIX, "broken": BROKEN_FIX, "blocked": BLOCKED_FIX}
 
 if __name__ == "__main__":
     edits = SCRIPTS[sys.argv[1]]
-    sys.exit(run_command(argparse.Namespace(workspace=None), load_settings(),
-                         fixer_factory=lambda _settings: ScriptedFixer(edits)))
+    sys.exit(
+        run_command(
+            argparse.Namespace(workspace=None), load_settings(), fixer_factory=lambda _settings: ScriptedFixer(edits)
+        )
+    )

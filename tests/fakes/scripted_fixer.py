@@ -52,13 +52,20 @@ class ScriptedFixer:
         diff = run_git(workspace, "diff").stdout
         run_git(workspace, "reset", "-q")
         files = [
-            FileChange(path=p.path, added=p.added, removed=p.removed, is_new=p.is_added_file,
-                       is_deleted=p.is_removed_file)
+            FileChange(
+                path=p.path, added=p.added, removed=p.removed, is_new=p.is_added_file, is_deleted=p.is_removed_file
+            )
             for p in PatchSet(diff)
         ]
         return FixResult(
-            status="fixed", root_cause=self.root_cause, analysis="Scripted analysis.", confidence=self.confidence,
-            pr_title=self.pr_title, summary="Return 0.0 when the cart has no units.", diff=diff, files=files,
+            status="fixed",
+            root_cause=self.root_cause,
+            analysis="Scripted analysis.",
+            confidence=self.confidence,
+            pr_title=self.pr_title,
+            summary="Return 0.0 when the cart has no units.",
+            diff=diff,
+            files=files,
             usage=Usage(input_tokens=1200, output_tokens=300, cost_usd=0.01, turns=3),
         )
 

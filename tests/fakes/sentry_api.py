@@ -51,18 +51,37 @@ def api_event_from_ingestion(ingest: dict[str, Any], template: dict[str, Any], g
                 context = [[line - len(pre) + i, text] for i, text in enumerate(pre)]
                 context.append([line, f["context_line"]])
                 context += [[line + 1 + i, text] for i, text in enumerate(post)]
-            frames.append({
-                "function": f.get("function"), "module": f.get("module"), "filename": f.get("filename"),
-                "absPath": f.get("abs_path"), "lineNo": line, "colNo": f.get("colno"),
-                "inApp": f.get("in_app", True), "context": context, "vars": f.get("vars"),
-                "package": None, "platform": None, "instructionAddr": None, "symbol": None,
-                "symbolAddr": None, "trust": None, "errors": None,
-            })
-        values.append({
-            "type": exc.get("type"), "value": exc.get("value"), "module": exc.get("module"),
-            "mechanism": exc.get("mechanism"), "threadId": None, "rawStacktrace": None,
-            "stacktrace": {"frames": frames, "framesOmitted": None, "registers": None, "hasSystemFrames": True},
-        })
+            frames.append(
+                {
+                    "function": f.get("function"),
+                    "module": f.get("module"),
+                    "filename": f.get("filename"),
+                    "absPath": f.get("abs_path"),
+                    "lineNo": line,
+                    "colNo": f.get("colno"),
+                    "inApp": f.get("in_app", True),
+                    "context": context,
+                    "vars": f.get("vars"),
+                    "package": None,
+                    "platform": None,
+                    "instructionAddr": None,
+                    "symbol": None,
+                    "symbolAddr": None,
+                    "trust": None,
+                    "errors": None,
+                }
+            )
+        values.append(
+            {
+                "type": exc.get("type"),
+                "value": exc.get("value"),
+                "module": exc.get("module"),
+                "mechanism": exc.get("mechanism"),
+                "threadId": None,
+                "rawStacktrace": None,
+                "stacktrace": {"frames": frames, "framesOmitted": None, "registers": None, "hasSystemFrames": True},
+            }
+        )
     entries = [{"type": "exception", "data": {"values": values, "hasSystemFrames": True, "excOmitted": None}}]
     crumbs = (ingest.get("breadcrumbs") or {}).get("values", [])
     if crumbs:
@@ -82,8 +101,9 @@ def api_event_from_ingestion(ingest: dict[str, Any], template: dict[str, Any], g
 
 
 class FakeSentry:
-    def __init__(self, fixtures: Path, *, org: str = "acme", token: str = "sntrys_faketoken",
-                 can_write: bool = True) -> None:
+    def __init__(
+        self, fixtures: Path, *, org: str = "acme", token: str = "sntrys_faketoken", can_write: bool = True
+    ) -> None:
         self.fx = fixtures
         self.org = org
         self.token = token
@@ -100,11 +120,26 @@ class FakeSentry:
     def _load(self, name: str) -> Any:
         return json.loads((self.fx / "api" / name).read_text(encoding="utf-8"))
 
-    def add_issue(self, issue_id: str, *, short_id: str, title: str, project: str = "shop",
-                  priority: str = "high", event: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    def add_issue(
+        self,
+        issue_id: str,
+        *,
+        short_id: str,
+        title: str,
+        project: str = "shop",
+        priority: str = "high",
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         issue = copy.deepcopy(self._load("get-organization-issue.json"))
-        issue.update(id=issue_id, shortId=short_id, title=title, priority=priority,
-                     permalink=f"https://{self.org}.sentry.io/issues/{issue_id}/", **fields)
+        issue.update(
+            id=issue_id,
+            shortId=short_id,
+            title=title,
+            priority=priority,
+            permalink=f"https://{self.org}.sentry.io/issues/{issue_id}/",
+            **fields,
+        )
         issue["project"].update(slug=project, name=project.title())
         issue["metadata"] = {"title": title}
         self.issues[issue_id] = issue
@@ -154,7 +189,9 @@ class FakeSentry:
     def inject(self, method: str, path_re: str, status: int, body: Any) -> None:
         self.injected.append((method, path_re, status, body))
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(raw_path)
         query = parse_qs(parts.query)
         try:
@@ -175,8 +212,9 @@ class FakeSentry:
             self.calls.append(SentryCall(method, parts.path, query, body, status))
         return status, out, hdrs
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
-               body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         for inj in list(self.injected):
             if inj[0] == method and re.search(inj[1], path):
                 self.injected.remove(inj)
@@ -202,8 +240,16 @@ class FakeSentry:
                 if text in self.comments.get(issue_id, []):
                     return 400, {"detail": "Comment already exists."}, {}
                 self.comments.setdefault(issue_id, []).append(text)
-                return 201, {"id": str(len(self.comments[issue_id])), "type": "note",
-                             "data": {"text": text}, "dateCreated": "2026-11-22T08:00:00Z"}, {}
+                return (
+                    201,
+                    {
+                        "id": str(len(self.comments[issue_id])),
+                        "type": "note",
+                        "data": {"text": text},
+                        "dateCreated": "2026-11-22T08:00:00Z",
+                    },
+                    {},
+                )
         if method == "GET" and path == f"/api/0/organizations/{self.org}/issues/":
             rows = list(self.issues.values())
             limit = int(query.get("limit", ["100"])[0])

@@ -107,9 +107,7 @@ def clamp(body: str, limit: int = _BODY_BUDGET) -> str:
     text = "".join(out)
     if open_fence:
         text = text.rstrip("\n") + f"\n{open_fence}\n"
-    return (
-        text + "\n_(truncated: GitHub limits a body to 65,536 characters; the full text is in the run log)_\n"
-    )
+    return text + "\n_(truncated: GitHub limits a body to 65,536 characters; the full text is in the run log)_\n"
 
 
 def _with_marker(body: str, issue_id: str) -> str:
@@ -273,8 +271,7 @@ def render_issue_body(
     exc = event.crashing_exception
     parts = [
         "## Error",
-        f"**{inline(exc.type if exc else None, 120) or 'Error'}**: "
-        f"{inline(exc.value if exc else event.headline, 500)}",
+        f"**{inline(exc.type if exc else None, 120) or 'Error'}**: {inline(exc.value if exc else event.headline, 500)}",
         f"Sentry: {_sentry_link(event)}",
     ]
     if reason:
@@ -304,16 +301,12 @@ def render_issue_body(
             loc = f"`{path}`"
             if blob_base and f.line:
                 loc = f"[`{path}`]({blob_base}/{path}#L{f.line})"
-            rows.append(
-                f"| {i} | {loc} | {f.line or ''} | {inline(f.function, 80)} | {'yes' if f.in_app else ''} |"
-            )
+            rows.append(f"| {i} | {loc} | {f.line or ''} | {inline(f.function, 80)} | {'yes' if f.in_app else ''} |")
         parts += ["## Where it happens (crashing frame first)", "\n".join(rows)]
     if report.suspects:
         rows = ["| file | line | function | score |", "|---|---:|---|---:|"]
         for s in report.suspects[:10]:
-            rows.append(
-                f"| `{s.path.replace('`', '')}` | {s.line or ''} | {inline(s.function, 80)} | {s.score:.2f} |"
-            )
+            rows.append(f"| `{s.path.replace('`', '')}` | {s.line or ''} | {inline(s.function, 80)} | {s.score:.2f} |")
         parts += ["## Suspect code", "\n".join(rows)]
     windows = list(report.code_windows.items())[:3]
     for where, code in windows:
@@ -328,8 +321,7 @@ def render_issue_body(
         rows = ["| commit | author | date | summary |", "|---|---|---|---|"]
         for c in report.suspect_commits[:5]:
             rows.append(
-                f"| {c.short_sha} | {inline(c.author, 60)} | {c.date.date().isoformat()} "
-                f"| {inline(c.summary, 120)} |"
+                f"| {c.short_sha} | {inline(c.author, 60)} | {c.date.date().isoformat()} | {inline(c.summary, 120)} |"
             )
         parts += ["## Suspect commits", "\n".join(rows)]
     crumbs = event.breadcrumbs[-10:]

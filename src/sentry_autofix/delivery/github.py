@@ -76,9 +76,7 @@ def _message(exc: GithubException) -> str:
     msg = str(data.get("message") or exc.data or "")
     errors = data.get("errors")
     if isinstance(errors, list):
-        details = [
-            str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e) for e in errors
-        ]
+        details = [str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e) for e in errors]
         msg += " (" + "; ".join(details) + ")"
     return msg.strip()
 
@@ -94,9 +92,7 @@ def translate(exc: Exception, action: str) -> Exception:
         if exc.status == 403 and "not permitted to create or approve pull requests" in msg:
             return Forbidden(PR_CREATION_FORBIDDEN)
         if exc.status == 401:
-            return Forbidden(
-                f"GitHub rejected the token while trying to {action}: check GITHUB_TOKEN (`github-token`)"
-            )
+            return Forbidden(f"GitHub rejected the token while trying to {action}: check GITHUB_TOKEN (`github-token`)")
         if exc.status == 403:
             return Forbidden(
                 f"GitHub forbade {action}: {msg}. Give the workflow job `permissions:` contents: write, "
@@ -252,9 +248,7 @@ class GitHubHost:
                 if name.lower() in self._known_labels:
                     continue
                 try:
-                    self._repo.create_label(
-                        name=name, color=LABEL_COLOUR, description="Opened by sentry-autofix"
-                    )
+                    self._repo.create_label(name=name, color=LABEL_COLOUR, description="Opened by sentry-autofix")
                 except GithubException as exc:
                     if exc.status != 422:  # 422 already_exists: a concurrent run made it
                         raise

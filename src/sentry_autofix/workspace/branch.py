@@ -200,9 +200,7 @@ def push_branch(
     if same_tree and parent == remote_parent:
         return PushResult(branch, remote_sha, "unchanged")
     # Ours: replace it, but only if nobody moved it since we looked.
-    run_git(
-        workspace, "push", "-q", f"--force-with-lease={ref}:{remote_sha}", remote, f"{sha}:{ref}", env=env
-    )
+    run_git(workspace, "push", "-q", f"--force-with-lease={ref}:{remote_sha}", remote, f"{sha}:{ref}", env=env)
     return PushResult(branch, sha, "updated")
 
 
@@ -212,9 +210,7 @@ def _tree(workspace: Path, commit: str) -> str:
 
 def _check_branch(branch: str, base: str, prefix: str) -> None:
     if not prefix or not branch.startswith(prefix) or branch == base or branch in ("main", "master"):
-        raise GuardViolation(
-            f"refusing to push {branch!r}: only {prefix}* branches, never the base branch {base!r}"
-        )
+        raise GuardViolation(f"refusing to push {branch!r}: only {prefix}* branches, never the base branch {base!r}")
 
 
 def _check_ours(workspace: Path, remote_sha: str, issue_id: str, author: str) -> None:
@@ -222,9 +218,7 @@ def _check_ours(workspace: Path, remote_sha: str, issue_id: str, author: str) ->
     _, email = parse_author(author)
     fmt = run_git(workspace, "log", "-1", "--format=%ce%x00%B", remote_sha).stdout
     committer, _, body = fmt.partition("\0")
-    ours = committer.strip() == email and re.search(
-        rf"^{TRAILER}: {re.escape(issue_id)}$", body, re.MULTILINE
-    )
+    ours = committer.strip() == email and re.search(rf"^{TRAILER}: {re.escape(issue_id)}$", body, re.MULTILINE)
     parent_is_ours = run_git(workspace, "log", "-1", "--format=%B", f"{remote_sha}^", check=False).stdout
     if not ours or re.search(rf"^{TRAILER}:", parent_is_ours, re.MULTILINE):
         raise GuardViolation(
