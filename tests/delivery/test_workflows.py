@@ -52,7 +52,8 @@ def test_workflows__schema_and_actionlint_clean(workflow: Path) -> None:
 
 def test_action__inputs_kebab_case_with_description_and_default() -> None:
     action = load(ACTION)
-    assert action["runs"]["using"] == "composite" and action["branding"]["icon"]
+    assert action["runs"]["using"] == "composite"
+    assert action["branding"]["icon"]
     for name, spec in action["inputs"].items():
         assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name
         assert spec.get("description"), name
@@ -73,7 +74,8 @@ def test_action__outputs_carry_values_from_the_run_step() -> None:
     outputs = load(ACTION)["outputs"]
     assert set(outputs) == {"status", "pr-url", "pr-number", "branch", "issue-url", "confidence"}
     for name, spec in outputs.items():
-        assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}" and spec["description"]
+        assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
+        assert spec["description"]
 
 
 def test_action__env_names_are_settings_the_program_reads() -> None:
@@ -93,7 +95,8 @@ def test_example__triggers_concurrency_least_permissions_no_persisted_credential
     wf = load(REPO_ROOT / "examples" / "workflows" / "sentry-autofix.yml")
     on = wf[True]  # YAML 1.1 reads the key `on` as True
     assert on["repository_dispatch"]["types"] == ["sentry-issue"]
-    assert "issue_id" in on["workflow_dispatch"]["inputs"] and on["schedule"]
+    assert "issue_id" in on["workflow_dispatch"]["inputs"]
+    assert on["schedule"]
     assert "issue_id" in wf["concurrency"]["group"]
     assert wf["permissions"] == {"contents": "write", "pull-requests": "write", "issues": "write"}
     steps = wf["jobs"]["autofix"]["steps"]
