@@ -240,3 +240,16 @@ def test_pipeline__triage_mode_dedups_and_reopens_on_regression(
     assert issue["state"] == "open"
     assert len(fake_github.issues()) == 1
     assert "happening again" in fake_github.comments[issue["number"]][0]
+
+
+def test_pipeline__dry_run_touches_no_remote(
+    workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    code, log, outputs, _ = run_once(
+        workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path, dry_run=True
+    )
+    assert (code, outputs["status"]) == (0, "dry-run")
+    assert "+    if units == 0:" in log  # the diff is printed
+    assert fake_github.calls == []
+    assert remote_branches(remote) == ["main"]
+    assert ISSUE_ID not in fake_sentry.comments  # no Sentry comment either

@@ -87,7 +87,7 @@ def test_action__env_names_are_settings_the_program_reads() -> None:
         alias = field.validation_alias
         known.update(getattr(alias, "choices", []) or [])
     env = load(ACTION)["runs"]["steps"][1]["env"]
-    unknown = {k for k in env if k not in known} - {"WORKING_DIRECTORY", "SENTRY_AUTOFIX_BIN"}
+    unknown = {k for k in env if k not in known} - {"WORKING_DIRECTORY", "SENTRY_AUTOFIX_PYTHON"}
     assert unknown == set()
 
 
