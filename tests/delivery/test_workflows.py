@@ -124,3 +124,10 @@ def test_workflows__the_linters_do_reject_a_broken_workflow(tmp_path: Path) -> N
         check=False,
     )
     assert proc.returncode != 0
+
+
+def test_docs__tables_list_every_input_and_output() -> None:
+    docs = (REPO_ROOT / "docs" / "action.md").read_text()
+    action = load(ACTION)
+    for name in [*action["inputs"], *action["outputs"]]:
+        assert f"| `{name}` |" in docs, name
