@@ -289,13 +289,16 @@ class Pipeline:
             pr = None
         # fix
         with r.group("Fix"):
+            # What was already dirty (build output, the workflow's own steps) is not the fix's.
+            before = git_branch.dirty_snapshot(self.ws)
             fix = self.c.fixer.fix(report, self.ws, self.s)
             if fix.root_cause:
                 r.log_untrusted("Root cause:", fix.root_cause)
         if fix.status == "error":
             raise AutofixError(f"the fix agent failed: {fix.error or 'no detail'}")
-        changed = git_branch.changed_paths(self.ws)
-        blocked = git_branch.blocked_paths(changed + [f.path for f in fix.files], self.s.all_blocked_paths)
+        changed = git_branch.touched_since(self.ws, before)
+        # What would be pushed is what is checked: the commit holds exactly `changed`.
+        blocked = git_branch.blocked_paths(changed, self.s.all_blocked_paths)
         if fix.status == "skipped-blocked-path" or blocked:
             where = ", ".join(sorted(set(blocked))) or "see log"
             msg = f"the fix touches blocked paths ({where}); nothing pushed"
@@ -313,14 +316,16 @@ class Pipeline:
                 fix.tests = run_test_command(self.s.test_command, self.ws, self.s)
                 r.log(f"tests {fix.tests.status} (exit {fix.tests.exit_code})")
         reasons = draft_reasons(fix, self.s)
-        title = bodies.pr_title(event, fix)
-        body = bodies.render_pr_body(
-            event,
-            fix,
-            issue_id=issue_id,
-            draft_reasons=reasons,
-            run_url=self.run_url,
-            regression_of=regression_of,
+        title = self._clean(bodies.pr_title(event, fix))
+        body = self._clean(
+            bodies.render_pr_body(
+                event,
+                fix,
+                issue_id=issue_id,
+                draft_reasons=reasons,
+                run_url=self.run_url,
+                regression_of=regression_of,
+            )
         )
         if self.s.dry_run or self.c.host is None:
             r.log_untrusted("Diff:", fix.diff or "(see git diff)")
@@ -337,6 +342,7 @@ class Pipeline:
                 author=self.s.commit_author,
                 issue_id=issue_id,
                 prefix=self.s.branch_prefix,
+                paths=changed,
             )
             token = self.s.github_token.get_secret_value() if self.s.github_token else None
             pushed = git_branch.push_branch(
@@ -377,6 +383,10 @@ class Pipeline:
         status: RunStatus = "draft-pr-opened" if item.draft or reasons else "pr-opened"
         return Outcome(status, f"opened {item.url}", pr=item, branch=branch, fix=fix, event=event)
 
+    def _clean(self, text: str) -> str:
+        """Configured secrets never reach GitHub, whatever the model or Sentry put in the text."""
+        return scrub(text, self.s.secret_values())
+
     def _base(self) -> str:
         base = self.s.base_branch or git_branch.current_branch(self.ws)
         if not base and self.c.host is not None:
@@ -395,9 +405,11 @@ class Pipeline:
             if head and self.s.github_repository
             else None
         )
-        title = bodies.issue_title(event)
-        body = bodies.render_issue_body(
-            report, issue_id=issue_id, blob_base=blob_base, run_url=self.run_url, reason=reason
+        title = self._clean(bodies.issue_title(event))
+        body = self._clean(
+            bodies.render_issue_body(
+                report, issue_id=issue_id, blob_base=blob_base, run_url=self.run_url, reason=reason
+            )
         )
         if self.s.dry_run or self.c.host is None:
             r.log_untrusted("Triage issue:", f"{title}\n\n{body}")
@@ -408,7 +420,8 @@ class Pipeline:
         with r.group("Triage issue"):
             if issue is not None:
                 item = self.c.host.reopen_issue(
-                    issue.number, comment=bodies.render_regression_comment(event, run_url=self.run_url)
+                    issue.number,
+                    comment=self._clean(bodies.render_regression_comment(event, run_url=self.run_url)),
                 )
                 message = f"regression: reopened {item.url}"
             else:

@@ -253,3 +253,28 @@ def test_pipeline__dry_run_touches_no_remote(
     assert fake_github.calls == []
     assert remote_branches(remote) == ["main"]
     assert ISSUE_ID not in fake_sentry.comments  # no Sentry comment either
+
+
+def test_pipeline__commits_only_what_the_fix_touched(
+    workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    # what earlier workflow steps leave in a checkout (not gitignored): never part of the PR
+    (workspace / "shop.egg-info").mkdir()
+    (workspace / "shop.egg-info" / "PKG-INFO").write_text("Name: shop\n")
+    (workspace / "README.md").write_text("locally edited\n")
+    code, log, outputs, _ = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
+    assert (code, outputs["status"]) == (0, "pr-opened"), log
+    files = git(remote, "diff", "--name-only", "main", "sentry-autofix/SHOP-1F").split()
+    assert files == ["shop/cart.py"]
+
+
+def test_pipeline__secret_in_model_output_never_reaches_github(
+    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    fixer = ScriptedFixer(GOOD_FIX, root_cause=f"the token {GH_TOKEN} and sk-ant-api03-abcdefghijklmnopqrstuvwx leak")
+    code, _, outputs, summary = run_once(workspace, fake_sentry, fake_github, fixer, tmp_path)
+    assert (code, outputs["status"]) == (0, "pr-opened")
+    body = fake_github.pulls()[0]["body"]
+    assert GH_TOKEN not in body
+    assert "sk-ant-api03" not in body
+    assert GH_TOKEN not in summary

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from sentry_autofix.models import ErrorEvent, FixResult, TriageReport
+from sentry_autofix.redact import redact_text
 
 BODY_LIMIT = 65_536
 """GitHub rejects issue/PR bodies longer than this (422 `body is too long`)."""
@@ -64,7 +65,7 @@ def inline(text: str | None, limit: int = 300) -> str:
     """Untrusted text for a single line of markdown: escaped, mention-proof, one line, capped."""
     if not text:
         return ""
-    text = _CONTROL.sub("", text)
+    text = redact_text(_CONTROL.sub("", text))
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
@@ -78,7 +79,7 @@ def inline(text: str | None, limit: int = 300) -> str:
 
 def fence(text: str | None, lang: str = "", limit: int = 8_000) -> str:
     """Untrusted multi-line text inside a code fence no content can close."""
-    text = _CONTROL.sub("", text or "")
+    text = redact_text(_CONTROL.sub("", text or ""))
     if len(text) > limit:
         text = "…(cut)…\n" + text[-limit:]
     text = _defuse_marker(text)

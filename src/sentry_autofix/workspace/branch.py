@@ -10,6 +10,7 @@ on top of the base); the token reaches git only through the environment of the o
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,21 @@ def changed_paths(workspace: Path) -> list[str]:
                 paths.append(entries[i])
             i += 1
     return sorted(set(paths))
+
+
+def dirty_snapshot(workspace: Path) -> dict[str, str | None]:
+    """Changed paths with a content hash (None when deleted), to tell later edits from earlier dirt."""
+    snap: dict[str, str | None] = {}
+    for path in changed_paths(workspace):
+        target = workspace / path
+        snap[path] = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
+    return snap
+
+
+def touched_since(workspace: Path, before: dict[str, str | None]) -> list[str]:
+    """Paths whose content changed after `before` was taken (new dirt, or dirt edited again)."""
+    now = dirty_snapshot(workspace)
+    return sorted(p for p, digest in now.items() if p not in before or before[p] != digest)
 
 
 def _glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -140,9 +156,21 @@ def current_branch(workspace: Path) -> str | None:
 
 
 def commit_fix(
-    workspace: Path, *, branch: str, base: str, message: str, author: str, issue_id: str, prefix: str
+    workspace: Path,
+    *,
+    branch: str,
+    base: str,
+    message: str,
+    author: str,
+    issue_id: str,
+    prefix: str,
+    paths: Sequence[str] | None = None,
 ) -> str:
-    """Create `branch` at the workspace's HEAD with every change as one commit; return its sha."""
+    """Create `branch` at the workspace's HEAD with the fix as one commit; return its sha.
+
+    `paths`: only these are committed (what the fix touched) — build output or other files the
+    workflow left in the checkout stay out of the PR. None commits every change.
+    """
     _check_branch(branch, base, prefix)
     name, email = parse_author(author)
     ident = {
@@ -152,7 +180,12 @@ def commit_fix(
         "GIT_COMMITTER_EMAIL": email,
     }
     run_git(workspace, "checkout", "-q", "-B", branch)
-    run_git(workspace, "add", "-A")
+    if paths is None:
+        run_git(workspace, "add", "-A")
+    else:
+        if not paths:
+            raise GuardViolation("nothing to commit: the fix changed no file")
+        run_git(workspace, "add", "-A", "--", *paths)
     full = f"{message.strip()}\n\n{TRAILER}: {issue_id}\n"
     run_git(
         workspace,
