@@ -1,7 +1,9 @@
 """GitHub Actions runner UX: outputs, job summary, log groups, annotations, masks.
 
-Workflow commands are only honoured on stdout of a step, so they go to `stream` (stdout by
-default) while human progress goes to stderr. Anything we did not write ourselves (Sentry data,
+The runner parses workflow commands on both stdout and stderr of a step (actions/runner's
+ScriptHandler feeds both to the command manager). Commands and progress share one stream —
+stderr by default — so a log line always lands inside its `::group::`, and stdout keeps only the
+machine-readable result (the final `status:` line, SPEC §11). Anything we did not write ourselves (Sentry data,
 model output) is echoed inside `::stop-commands::<token>` so it cannot issue workflow commands
 (SPEC §10); every secret is masked before anything else is printed.
 """
@@ -55,8 +57,8 @@ class Runner:
         self.output_path = Path(output_path) if output_path else None
         self.summary_path = Path(summary_path) if summary_path else None
         self.secret_values = [v for v in secret_values if v]
-        self.stream = stream if stream is not None else sys.stdout
         self.log_stream = log if log is not None else sys.stderr
+        self.stream = stream if stream is not None else self.log_stream
         self._summary_written = 0
 
     # -- logging ---------------------------------------------------------------------------------

@@ -247,8 +247,14 @@ class Pipeline:
             report = self.c.locate(event, self.ws, self.s)
             crash = bodies.crash_location(report)
             if crash:
+                # Annotations are relative to GITHUB_WORKSPACE; the repo may be a folder inside it.
                 # Escaped by the runner's command encoding; no newline can start a new command.
-                r.error(" ".join(event.headline.split())[:500], file=crash[0], line=crash[1], title="Sentry error")
+                r.error(
+                    " ".join(event.headline.split())[:500],
+                    file=self._annotation_path(crash[0]),
+                    line=crash[1],
+                    title="Sentry error",
+                )
             for s in report.suspects[:5]:
                 r.log(f"suspect {s.path}:{s.line or '?'} score {s.score:.2f}")
         short = event.short_id or (event.issue.short_id if event.issue else None)
@@ -382,6 +388,16 @@ class Pipeline:
         self.comment(issue_id, "pr-opened", url=item.url)
         status: RunStatus = "draft-pr-opened" if item.draft or reasons else "pr-opened"
         return Outcome(status, f"opened {item.url}", pr=item, branch=branch, fix=fix, event=event)
+
+    def _annotation_path(self, path: str) -> str:
+        root = self.s.github_workspace
+        if not root:
+            return path
+        try:
+            prefix = self.ws.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return path
+        return path if prefix in ("", ".") else f"{prefix}/{path}"
 
     def _clean(self, text: str) -> str:
         """Configured secrets never reach GitHub, whatever the model or Sentry put in the text."""

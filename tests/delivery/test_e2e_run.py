@@ -108,7 +108,7 @@ def test_run__triage_opens_issue_then_dedups(
 ) -> None:
     first = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
     assert first.code == 0, first.stderr
-    assert first.stdout.rstrip().endswith("status: issue-opened")
+    assert first.stdout == "status: issue-opened\n"  # stdout: only the machine-readable result
     issue = fake_github.issues()[0]
     assert first.outputs == {
         "status": "issue-opened",
@@ -118,10 +118,10 @@ def test_run__triage_opens_issue_then_dedups(
         "issue-url": issue["html_url"],
         "confidence": "",
     }
-    assert f"::add-mask::{GH_TOKEN}" in first.stdout
-    assert f"::add-mask::{SENTRY_TOKEN}" in first.stdout
-    assert "::group::Sentry issue 4242" in first.stdout
-    assert "::error file=shop/cart.py,line=29,title=Sentry error::ZeroDivisionError: division by zero" in first.stdout
+    assert f"::add-mask::{GH_TOKEN}" in first.stderr
+    assert f"::add-mask::{SENTRY_TOKEN}" in first.stderr
+    assert "::group::Sentry issue 4242" in first.stderr
+    assert "::error file=shop/cart.py,line=29,title=Sentry error::ZeroDivisionError: division by zero" in first.stderr
     assert "issue-opened" in first.summary
     assert issue["html_url"] in first.summary
     second = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
@@ -145,7 +145,7 @@ def test_run__hostile_sentry_text_cannot_issue_commands_or_forge_marker(
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
     assert run.code == 0, run.stderr
     # the only ::warning:: line is inside a stop-commands block
-    lines = run.stdout.splitlines()
+    lines = run.stderr.splitlines()
     i = lines.index("::warning::pwned")
     token = next(line for line in reversed(lines[:i]) if line.startswith("::stop-commands::")).split("::")[2]
     assert f"::{token}::" in lines[i:]
@@ -189,7 +189,7 @@ def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
     assert run.code == 1
     assert run.outputs["status"] == "error"
     assert run.stdout.rstrip().endswith("status: error")
-    errors = [line for line in run.stdout.splitlines() if line.startswith("::error title=sentry-autofix::")]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("::error title=sentry-autofix::")]
     assert len(errors) == 1
     assert "Settings → Actions → General → Workflow permissions" in errors[0]
     assert "Traceback" not in run.stderr
@@ -236,7 +236,7 @@ def test_run__schedule_says_poll_comes_later(
     )
     assert run.code == 0
     assert run.outputs["status"] == "skipped-filtered"
-    assert "::warning::schedule: polling Sentry" in run.stdout
+    assert "::warning::schedule: polling Sentry" in run.stderr
     assert fake_sentry.calls == []
     assert fake_github.calls == []
 
@@ -253,5 +253,5 @@ def test_run__no_issue_id_is_a_usage_error(
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, event_name=event_name, event=event)
     assert run.code == 2
     assert run.outputs["status"] == "error"
-    assert "issue" in run.stdout
+    assert "issue" in run.stderr
     assert run.stdout.rstrip().endswith("status: error")

@@ -278,3 +278,13 @@ def test_pipeline__secret_in_model_output_never_reaches_github(
     assert GH_TOKEN not in body
     assert "sk-ant-api03" not in body
     assert GH_TOKEN not in summary
+
+
+def test_pipeline__annotation_path_is_relative_to_github_workspace(
+    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    # the repo checked out into a folder of GITHUB_WORKSPACE (actions/checkout `path: ws`)
+    _, log, _, _ = run_once(
+        workspace, fake_sentry, fake_github, None, tmp_path, mode="triage", github_workspace=str(workspace.parent)
+    )
+    assert "::error file=ws/shop/cart.py,line=29" in log

@@ -114,6 +114,8 @@ class FakeSentry:
         self.calls: list[SentryCall] = []
         self.injected: list[tuple[str, str, int, Any]] = []
         self.remaining = 40
+        self.max_page = 100
+        """Sentry caps `limit` at 100 per page; tests lower it to force cursor pagination."""
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -238,7 +240,8 @@ class FakeSentry:
                 if not text:
                     return 400, {"text": ["This field is required."]}, {}
                 if text in self.comments.get(issue_id, []):
-                    return 400, {"detail": "Comment already exists."}, {}
+                    # getsentry/sentry GroupNotesEndpoint.post: same user, same text, within an hour
+                    return 400, {"detail": "You have already posted that comment."}, {}
                 self.comments.setdefault(issue_id, []).append(text)
                 return (
                     201,
@@ -252,7 +255,7 @@ class FakeSentry:
                 )
         if method == "GET" and path == f"/api/0/organizations/{self.org}/issues/":
             rows = list(self.issues.values())
-            limit = int(query.get("limit", ["100"])[0])
+            limit = min(int(query.get("limit", ["100"])[0]), self.max_page)
             start = int(query.get("cursor", ["0:0:0"])[0].split(":")[1])
             chunk = rows[start : start + limit]
             more = start + limit < len(rows)
