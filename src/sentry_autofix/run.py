@@ -125,6 +125,23 @@ def resolve_issue_id(settings: Settings) -> str | None:
     )
 
 
+_CLOSING_ACTIONS = frozenset({"resolved", "ignored", "archived"})
+"""Relay `client_payload.action`s that say the issue needs no fix (SPEC §8: forwarded to annotate)."""
+
+
+def dispatch_action(settings: Settings) -> str | None:
+    """The Sentry webhook action the relay forwarded (`created`, `unresolved`, `resolved`…), if any."""
+    if settings.github_event_name != "repository_dispatch" or not settings.github_event_path:
+        return None
+    try:
+        loaded = json.loads(Path(settings.github_event_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    client = loaded.get("client_payload") if isinstance(loaded, dict) else None
+    action = client.get("action") if isinstance(client, dict) else None
+    return str(action) if isinstance(action, str) else None
+
+
 def _check_id(value: str, where: str) -> str:
     value = value.strip()
     if not _ISSUE_ID.match(value):
@@ -533,6 +550,11 @@ def run_command(
                 "repository_dispatch (the relay) or workflow_dispatch, or set the sentry-issue-id input"
             )
             runner.warning(msg)
+            return finish(Outcome("skipped-filtered", msg), runner)
+        action = dispatch_action(settings)
+        if action in _CLOSING_ACTIONS and not settings.sentry_issue_id:
+            msg = f"Sentry issue {issue_ref} was {action}: nothing to fix"
+            runner.log(msg)
             return finish(Outcome("skipped-filtered", msg), runner)
         workspace = Path(getattr(args, "workspace", None) or settings.github_workspace or ".").resolve()
         collaborators = Collaborators(

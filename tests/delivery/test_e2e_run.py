@@ -255,3 +255,13 @@ def test_run__no_issue_id_is_a_usage_error(
     assert run.outputs["status"] == "error"
     assert "issue" in run.stderr
     assert run.stdout.rstrip().endswith("status: error")
+
+
+def test_run__resolved_issue_forwarded_by_the_relay_is_filtered(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    event = {"action": "sentry-issue", "client_payload": {"issue_id": ISSUE_ID, "action": "resolved"}}
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event=event)
+    assert run.code == 0
+    assert run.outputs["status"] == "skipped-filtered"
+    assert fake_github.calls == []
