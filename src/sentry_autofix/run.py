@@ -249,8 +249,6 @@ class Pipeline:
                 event.issue = self.c.source.get_issue(issue_ref)
             issue_id = event.issue.id if event.issue else issue_ref
             r.log_untrusted("Error:", event.headline)
-        if self.s.mode == "fix" and self.c.fixer is not None:
-            self.comment(issue_id, "investigating")
         try:
             return self._run(issue_id, event)
         except AutofixError as exc:
@@ -310,7 +308,8 @@ class Pipeline:
         if pr is not None and pr.merged:
             regression_of = pr.url
             pr = None
-        # fix
+        # fix (only now: a duplicate run must not announce itself on the Sentry issue)
+        self.comment(issue_id, "investigating")
         with r.group("Fix"):
             # What was already dirty (build output, the workflow's own steps) is not the fix's.
             before = git_branch.dirty_snapshot(self.ws)

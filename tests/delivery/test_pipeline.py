@@ -288,3 +288,14 @@ def test_pipeline__annotation_path_is_relative_to_github_workspace(
         workspace, fake_sentry, fake_github, None, tmp_path, mode="triage", github_workspace=str(workspace.parent)
     )
     assert "::error file=ws/shop/cart.py,line=29" in log
+
+
+def test_pipeline__duplicate_run_posts_no_sentry_comment(
+    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
+    before = list(fake_sentry.comments[ISSUE_ID])
+    git(workspace, "checkout", "-q", "-f", "main")
+    _, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
+    assert outputs["status"] == "skipped-duplicate"
+    assert fake_sentry.comments[ISSUE_ID] == before
