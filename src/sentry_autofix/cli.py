@@ -75,9 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from sentry_autofix.config import load_settings
-    from sentry_autofix.run import run_command
+    from sentry_autofix.errors import ConfigError
+    from sentry_autofix.run import run_command, settings_error
 
-    settings = load_settings(sentry_issue_id=args.issue, mode=args.mode, dry_run=args.dry_run)
+    try:
+        settings = load_settings(sentry_issue_id=args.issue, mode=args.mode, dry_run=args.dry_run)
+    except ConfigError as exc:
+        return settings_error(exc)
     return run_command(args, settings)
 
 

@@ -231,3 +231,21 @@ def load_settings(**overrides: Any) -> Settings:
             name = ".".join(str(p) for p in err["loc"]) or "settings"
             problems.append(f"{name}: {err['msg']}")
         raise ConfigError("invalid setting — " + "; ".join(problems)) from exc
+
+
+class RunnerEnv(BaseSettings):
+    """Just where the Actions runner wants our outputs (issue 4): enough to report a settings error
+    as `status: error` in GITHUB_OUTPUT even when the full Settings cannot be built."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", env_ignore_empty=True)
+
+    github_output: str | None = Field(None, validation_alias=_env("GITHUB_OUTPUT", "github_output"))
+    github_step_summary: str | None = Field(None, validation_alias=_env("GITHUB_STEP_SUMMARY", "github_step_summary"))
+    github_actions: bool = Field(False, validation_alias=_env("GITHUB_ACTIONS", "github_actions"))
+
+
+def load_runner_env() -> RunnerEnv:
+    try:
+        return RunnerEnv()
+    except ValidationError:
+        return RunnerEnv.model_construct(github_output=None, github_step_summary=None, github_actions=False)

@@ -479,7 +479,7 @@ def finish(outcome: Outcome, runner: Runner, out: TextIO | None = None) -> int:
             message=outcome.message,
         )
     )
-    if outcome.message:
+    if outcome.message and outcome.status != "error":  # errors were already printed as ::error::
         runner.log(outcome.message)
     stream = out if out is not None else sys.stdout
     print(f"status: {outcome.status}", file=stream, flush=True)
@@ -524,6 +524,16 @@ def build_host(settings: Settings) -> CodeHost:
     from sentry_autofix.delivery.github import GitHubHost
 
     return GitHubHost(settings)
+
+
+def settings_error(exc: AutofixError) -> int:
+    """A setting is wrong before Settings exists: still an `::error::`, outputs and `status: error`."""
+    from sentry_autofix.config import load_runner_env
+
+    env = load_runner_env()
+    runner = Runner(enabled=env.github_actions, output_path=env.github_output, summary_path=env.github_step_summary)
+    runner.error(str(exc), title="sentry-autofix")
+    return finish(Outcome("error", str(exc), exit_code=exc.exit_code), runner)
 
 
 def run_command(

@@ -265,3 +265,15 @@ def test_run__resolved_issue_forwarded_by_the_relay_is_filtered(
     assert run.code == 0
     assert run.outputs["status"] == "skipped-filtered"
     assert fake_github.calls == []
+
+
+def test_run__invalid_setting_still_reports_status_error(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="fixx")
+    assert run.code == 2
+    assert run.outputs["status"] == "error"
+    assert run.stdout == "status: error\n"
+    assert "::error title=sentry-autofix::invalid setting" in run.stderr
+    assert "SENTRY_AUTOFIX_MODE" in run.stderr  # names the setting to fix
+    no_secrets(run)
