@@ -47,7 +47,8 @@ class BoundedRetry(GithubRetry):
 
     def __init__(self, budget: _WaitBudget | None = None, **kwargs: Any) -> None:
         self._budget = budget or _WaitBudget(60.0)
-        kwargs.setdefault("max_rate_limit_wait", self._budget.remaining)
+        # GithubRetry computes the wait (retry-after, x-ratelimit-reset, secondary_rate_wait);
+        # sleep() below enforces the budget on every wait, whatever computed it.
         kwargs.setdefault("secondary_rate_wait", min(60.0, self._budget.remaining))
         # 429 is GitHub's other secondary-limit answer; GithubRetry covers 403 + 5xx only.
         kwargs.setdefault("status_forcelist", [*range(500, 600), 429])
