@@ -63,7 +63,7 @@ def main() -> None:
         (uv_dir / "uv").symlink_to(uv)
         cases = [
             ("action install, uv on the runner", f"{uv_dir}{os.pathsep}{SYSTEM_PATH}", "auto"),
-            ("action install, no uv (pip bootstraps uv)", SYSTEM_PATH, "auto"),
+            ("action install, no uv (pip fetches uv first)", SYSTEM_PATH, "auto"),
         ]
         if not skip_pip:
             cases.append(("action install, plain pip", SYSTEM_PATH, "pip"))
