@@ -277,3 +277,22 @@ def test_run__invalid_setting_still_reports_status_error(
     assert "::error title=sentry-autofix::invalid setting" in run.stderr
     assert "SENTRY_AUTOFIX_MODE" in run.stderr  # names the setting to fix
     no_secrets(run)
+
+
+def test_run__failing_tests_open_a_draft_pr(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "broken"],
+    )
+    assert run.code == 0, run.stderr
+    assert run.outputs["status"] == "draft-pr-opened"
+    pr = fake_github.pulls()[0]
+    assert pr["draft"] is True
+    assert "❌ **failed**" in pr["body"]
+    assert "draft-pr-opened" in run.summary
+    no_secrets(run)
