@@ -228,7 +228,12 @@ class SentryClient:
         if project.isdigit():
             return project
         if project not in self._project_ids:
-            data = self._get_json(f"/api/0/projects/{self.org}/{project}/")
+            try:
+                data = self._get_json(f"/api/0/projects/{self.org}/{project}/")
+            except SourceNotFound as exc:
+                raise SourceNotFound(
+                    f"Sentry has no project {project!r} in organization {self.org!r}: check SENTRY_PROJECTS"
+                ) from exc
             pid = data.get("id") if isinstance(data, dict) else None
             if pid is None or not str(pid).isdigit():
                 raise SourceError(f"Sentry project {project!r} has no numeric id: check SENTRY_PROJECTS")
