@@ -110,7 +110,9 @@ def handle_lifecycle(
         except SourceError as exc:
             log.warning("could not refresh counts of Sentry issue %s: %s", issue.id, exc)
     outcome = LifecycleOutcome(event.transition)
-    items = [item for item in tracker.find_by_marker(issue.id) if issue.id in item.issue_ids]
+    items = sorted(
+        (item for item in tracker.find_by_marker(issue.id) if issue.id in item.issue_ids), key=lambda i: i.number
+    )
     if not items:
         log.info("no PR or issue carries the marker of Sentry issue %s: nothing to do", issue.id)
     for item in items:

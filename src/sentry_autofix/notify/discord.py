@@ -33,7 +33,7 @@ FACT_MAX = 300
 EMBED_TOTAL_MAX = 6000
 MAX_RETRY_WAIT = 10.0
 COLORS = {"pr-opened": 0x2DA44E, "draft-pr-opened": 0xBF8700, "issue-opened": 0x0969DA, "fix-failed": 0xCF222E}
-_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#:<-])")
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#<])")
 
 
 class DiscordError(Exception):
