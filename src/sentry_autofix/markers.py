@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 MARKER_PREFIX = "sentry-autofix:issue"
@@ -85,9 +84,3 @@ def comment_state(text: str) -> str | None:
     if match and match.group(1) in COMMENT_STATES:
         return match.group(1)
     return None
-
-
-@dataclass(frozen=True)
-class StateComment:
-    state: str
-    created: datetime | None

@@ -32,6 +32,7 @@ import requests
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import (
+    AutofixError,
     CodeHostError,
     ConfigError,
     Forbidden,
@@ -283,6 +284,15 @@ class Filters:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         filters = cls(**values)
+        if not re.fullmatch(r"[1-9][0-9]{0,4}[smhdw]", filters.period):
+            raise ConfigError(
+                f"--period / SENTRY_AUTOFIX_POLL_PERIOD: expected e.g. 24h or 14d, got {filters.period!r}"
+            )
+        if filters.min_events < 0:
+            raise ConfigError("--min-events / SENTRY_AUTOFIX_POLL_MIN_EVENTS must be 0 or more")
+        for word in (*filters.levels, *filters.priorities):
+            if not re.fullmatch(r"[a-z]{1,20}", word):
+                raise ConfigError(f"--level / --priority: {word!r} is not a Sentry level or priority")
         if not 1 <= filters.max_issues <= MAX_MATRIX_JOBS:
             raise ConfigError(f"--max-issues must be between 1 and {MAX_MATRIX_JOBS} (a matrix holds 256 jobs)")
         for project in filters.projects:
@@ -350,7 +360,12 @@ def select_issues(
         environments=filters.environments,
         sort=filters.sort,
     )
+    seen: set[str] = set()
     for issue in listing:
+        # Sorting by frequency while counts move can repeat an issue on the next page.
+        if issue.id in seen:
+            continue
+        seen.add(issue.id)
         result.scanned += 1
         reason = _filter_reason(issue, filters)
         if reason is None and not issue.id.isdigit():
@@ -367,7 +382,7 @@ def select_issues(
             continue
         result.selected.append(issue)
         if claim:
-            claim = _claim(source, issue.id, run_link)
+            claim = _claim(source, issue.id, run_link, now())
         if len(result.selected) >= filters.max_issues:
             break
     return result
@@ -423,10 +438,15 @@ def _comment_reason(source: PollSource, issue_id: str, f: Filters, now: datetime
     return None, False
 
 
-def _claim(source: PollSource, issue_id: str, run_link: str | None) -> bool:
-    """Post the `in-progress` comment; False stops claiming (the token may lack event:write)."""
+def _claim(source: PollSource, issue_id: str, run_link: str | None, when: datetime) -> bool:
+    """Post the `in-progress` comment; False stops claiming (the token may lack event:write).
+
+    The time makes each claim's text unique: Sentry refuses the same text twice within an hour,
+    which would leave a stale claim in place when one is taken over.
+    """
+    detail = f"Picked by a scheduled poll at {when:%Y-%m-%d %H:%M:%S} UTC."
     try:
-        source.add_comment(issue_id, state_comment("in-progress", "Picked by a scheduled poll.", run_link))
+        source.add_comment(issue_id, state_comment("in-progress", detail, run_link))
     except SourceAuthError as exc:
         log.warning("cannot comment on Sentry issues (%s): claims disabled for this poll", exc)
         return False
@@ -509,6 +529,22 @@ def listing_line(issue: IssueInfo) -> str:
             _one_line(issue.title or "")[:200],
         ]
     )
+
+
+def process_sequentially(issues: Sequence[IssueInfo], handle: Callable[[IssueInfo], str]) -> dict[str, str]:
+    """Fix picked issues one after another in this job (`run` on `schedule` without a matrix).
+
+    `handle` fixes and delivers one issue and returns its status (SPEC §3); one issue's failure
+    is recorded as `error` and does not stop the others.
+    """
+    statuses: dict[str, str] = {}
+    for issue in issues:
+        try:
+            statuses[issue.id] = handle(issue)
+        except AutofixError as exc:
+            log.error("issue %s failed: %s", issue.short_id or issue.id, exc)
+            statuses[issue.id] = "error"
+    return statuses
 
 
 # --- the command -------------------------------------------------------------------------------

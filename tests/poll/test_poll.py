@@ -428,3 +428,52 @@ def test_search_pages__only_when_more_than_100_marked(github: FakeGitHub) -> Non
     items = gh.open_marked()
     assert len(items) == 150
     assert gh.calls == math.ceil(150 / 100)
+
+
+def test_select_issues__a_stale_claim_taken_over_is_refreshed(sentry: FakeSentry, github: FakeGitHub) -> None:
+    [issue] = [sentry.add_issue(FakeIssue(6001, "backend", 11, "E", period_counts={"24h": 5}))]
+    sentry.add_comment(issue.id, state_comment("in-progress", "Picked by a scheduled poll."), timedelta(minutes=20))
+    filters = Filters(projects=("backend",), stale_after=timedelta(minutes=15), max_issues=1)
+    first = select_issues(client_for(sentry), github_for(github), filters)
+    assert first.taken_over == ["6001"]
+    # The new claim was accepted (a different text: Sentry refuses a repeat within the hour)...
+    assert len(sentry.comments[6001]) == 2
+    # ...so the next poll sees a fresh claim and leaves the issue alone.
+    second = select_issues(client_for(sentry), github_for(github), filters)
+    assert second.selected == []
+    assert second.skipped[0].reason.startswith("in progress since")
+
+
+def test_process_sequentially__one_failure_does_not_stop_the_rest() -> None:
+    from sentry_autofix.errors import LLMError
+    from sentry_autofix.poll import process_sequentially
+
+    issues = [IssueInfo(id=str(n), short_id=f"APP-{n}") for n in (1, 2, 3)]
+    done: list[str] = []
+
+    def handle(issue: IssueInfo) -> str:
+        done.append(issue.id)
+        if issue.id == "2":
+            raise LLMError("model unavailable")
+        return "pr-opened"
+
+    assert process_sequentially(issues, handle) == {"1": "pr-opened", "2": "error", "3": "pr-opened"}
+    assert done == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--period", "forever"], "--period"),
+        (["--min-events", "-1"], "--min-events"),
+        (["--level", "error;drop"], "--level"),
+        (["--project", "../etc"], "SENTRY_PROJECTS"),
+    ],
+)
+def test_poll_cli__bad_filters_are_configuration_errors(
+    flags: list[str], needle: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "t")
+    monkeypatch.setenv("SENTRY_ORG", "acme")
+    assert main(["poll", *flags]) == 2
+    assert needle in capsys.readouterr().err
