@@ -221,25 +221,38 @@ class PyGithubTracker:
         self._objects: dict[int, Any] = {}
 
     def find_by_marker(self, issue_id: str) -> list[MarkedItem]:
+        from github import GithubException
+
         query = f'repo:{self.repository} "{MARKER_PREFIX}={issue_id}" in:body'
-        items = []
+        try:
+            with _translated("search"):
+                return self._search(query, issue_id)
+        except CodeHostError as exc:
+            # Some tokens may not mix issues and PRs in one search (422): search each kind.
+            cause = exc.__cause__
+            if not isinstance(cause, GithubException) or cause.status != 422 or "is:issue" not in str(cause.data):
+                raise
         with _translated("search"):
-            for number, result in enumerate(self.gh.search_issues(query)):
-                if number >= 100:
-                    break
-                ids = issue_ids_in(result.body)
-                if issue_id not in ids:
-                    continue  # search matches words; the marker itself must be there
-                self._objects[result.number] = result
-                items.append(
-                    MarkedItem(
-                        number=result.number,
-                        kind="pr" if result.pull_request is not None else "issue",
-                        state="closed" if result.state == "closed" else "open",
-                        url=result.html_url,
-                        issue_ids=frozenset(ids),
-                    )
+            return self._search(query + " is:issue", issue_id) + self._search(query + " is:pull-request", issue_id)
+
+    def _search(self, query: str, issue_id: str) -> list[MarkedItem]:
+        items = []
+        for number, result in enumerate(self.gh.search_issues(query)):
+            if number >= 100:
+                break
+            ids = issue_ids_in(result.body)
+            if issue_id not in ids:
+                continue  # search matches words; the marker itself must be there
+            self._objects[result.number] = result
+            items.append(
+                MarkedItem(
+                    number=result.number,
+                    kind="pr" if result.pull_request is not None else "issue",
+                    state="closed" if result.state == "closed" else "open",
+                    url=result.html_url,
+                    issue_ids=frozenset(ids),
                 )
+            )
         return items
 
     def _issue(self, number: int) -> Any:

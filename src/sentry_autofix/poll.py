@@ -159,13 +159,27 @@ class GitHubRest:
         raise AssertionError("unreachable")
 
     def open_marked(self) -> list[MarkedItem]:
-        """Open PRs and issues whose body carries our marker: one search call per 100 of them."""
+        """Open PRs and issues whose body carries our marker: one search call per 100 of them.
+
+        GitHub answers 422 to a query that mixes issues and PRs for some token types (user-to-server
+        tokens per its API description; more widely since the 2025-26 search rework). Then the
+        same search runs once with `is:issue` and once with `is:pull-request`.
+        """
         query = f'repo:{self.repository} "{MARKER_PREFIX}" in:body is:open'
+        try:
+            return self._search(query)
+        except CodeHostError as exc:
+            if "422" not in str(exc) or "is:issue" not in str(exc):
+                raise
+            log.info("GitHub wants is:issue or is:pull-request in a search: searching twice")
+        return self._search(query + " is:issue") + self._search(query + " is:pull-request")
+
+    def _search(self, query: str) -> list[MarkedItem]:
         items: list[MarkedItem] = []
         for page in range(1, MAX_SEARCH_PAGES + 1):
-            data = self._request("GET", "/search/issues", params={"q": query, "per_page": SEARCH_PAGE, "page": page})
+            resp = self._request("GET", "/search/issues", params={"q": query, "per_page": SEARCH_PAGE, "page": page})
             try:
-                body = data.json()
+                body = resp.json()
             except ValueError as exc:
                 raise CodeHostError("GitHub search answered with a body that is not JSON") from exc
             raw_items = body.get("items") if isinstance(body, dict) else None
@@ -240,7 +254,7 @@ def _github_check(resp: requests.Response, method: str, path: str) -> requests.R
             "and `issues: read`, `pull-requests: read` (search)"
         )
     if resp.status_code == 422:
-        raise CodeHostError(f"{what} — GitHub refused the request as invalid")
+        raise CodeHostError(f"{what} (GitHub refused the request as invalid)")
     raise CodeHostError(what)
 
 

@@ -379,6 +379,9 @@ class FakeGitHub(LoopbackServer):
         self.items: dict[int, FakeGitItem] = {}
         self.dispatches: list[dict[str, Any]] = []
         self.script: list[Response] = []
+        self.require_type_qualifier = False
+        """Answer 422 to searches without `is:issue`/`is:pull-request`, as GitHub does for some
+        token types (user-to-server, per its API description; more widely since 2025)."""
 
     def add(self, item: FakeGitItem) -> FakeGitItem:
         self.items[item.number] = item
@@ -464,8 +467,17 @@ class FakeGitHub(LoopbackServer):
         if not repo or repo.group(1) != self.repository:
             return _json(200, {"total_count": 0, "incomplete_results": False, "items": []})
         want = _words(phrase.group(1)) if phrase else []
+        kinds = set()
+        if re.search(r"\b(is|type):issue\b", q):
+            kinds.add("issue")
+        if re.search(r"\b(is|type):(pr|pull-request)\b", q):
+            kinds.add("pr")
+        if self.require_type_qualifier and not kinds:
+            return self._error(422, "Query must include 'is:issue' or 'is:pull-request'")
         hits = []
         for item in sorted(self.items.values(), key=lambda i: i.number, reverse=True):
+            if len(kinds) == 1 and item.kind not in kinds:
+                continue
             if "is:open" in q and item.state != "open":
                 continue
             if "is:closed" in q and item.state != "closed":

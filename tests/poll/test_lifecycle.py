@@ -167,3 +167,11 @@ def test_event_from_payload__real_issue_webhook_and_relay_payload() -> None:
 def test_lifecycle_event__maps_sentry_actions(action: str, substatus: str | None, expected: str | None) -> None:
     event = lifecycle_event(action, substatus, ISSUE)
     assert (event.transition if event else None) == expected
+
+
+def test_lifecycle__search_type_422_falls_back_to_two_searches(github: FakeGitHub) -> None:
+    github.require_type_qualifier = True
+    seed(github)
+    outcome = handle_lifecycle(LifecycleEvent("resolved", ISSUE), tracker(github))
+    assert outcome.actions == ["closed issue #10", "commented on PR #11"]
+    assert len(github.calls("GET", "/search/issues")) == 3

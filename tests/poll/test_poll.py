@@ -477,3 +477,17 @@ def test_poll_cli__bad_filters_are_configuration_errors(
     monkeypatch.setenv("SENTRY_ORG", "acme")
     assert main(["poll", *flags]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_search__falls_back_to_one_search_per_kind_when_github_wants_a_type(github: FakeGitHub) -> None:
+    github.require_type_qualifier = True
+    github.add(FakeGitItem(1, marker_for("11"), kind="pr"))
+    github.add(FakeGitItem(2, marker_for("22"), kind="issue"))
+    github.add(FakeGitItem(3, marker_for("33"), kind="issue", state="closed"))
+    gh = github_for(github)
+    items = gh.open_marked()
+    assert sorted((i.number, i.kind) for i in items) == [(1, "pr"), (2, "issue")]
+    queries = [r.query["q"][0] for r in github.calls("GET", "/search/issues")]
+    assert len(queries) == 3
+    assert queries[1].endswith(" is:issue")
+    assert queries[2].endswith(" is:pull-request")
