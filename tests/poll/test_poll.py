@@ -491,3 +491,40 @@ def test_search__falls_back_to_one_search_per_kind_when_github_wants_a_type(gith
     assert len(queries) == 3
     assert queries[1].endswith(" is:issue")
     assert queries[2].endswith(" is:pull-request")
+
+
+def test_poll_cli__as_a_subprocess_only_json_goes_to_stdout(
+    sentry: FakeSentry, github: FakeGitHub, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    issues = make_dataset(sentry, 60)
+    truth = eligible(issues, {"backend", "worker"}, min_events=1)
+    out = tmp_path / "github_output"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SENTRY_"))}
+    env.update(
+        SENTRY_URL=sentry.url,
+        SENTRY_AUTH_TOKEN=sentry.token,
+        SENTRY_ORG=sentry.org,
+        SENTRY_PROJECTS="backend,worker",
+        SENTRY_AUTOFIX_POLL_PRIORITIES="high,medium",
+        GITHUB_API_URL=github.url,
+        GITHUB_TOKEN=github.token,
+        GITHUB_REPOSITORY=github.repository,
+        GITHUB_OUTPUT=str(out),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sentry_autofix", "poll", "--matrix", "--max-issues", "7"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [e["issue_id"] for e in doc["include"]] == [str(i.id) for i in truth[:7]]
+    assert "picked 7 of 7 issues" in proc.stderr
+    assert sentry.token not in proc.stderr + proc.stdout
+    assert json.loads(parse_github_output(out.read_text())["matrix"]) == doc
