@@ -321,7 +321,7 @@ class Filters:
             terms.append(_one_or_list("level", self.levels))
         if self.priorities:
             terms.append(_one_or_list("issue.priority", self.priorities))
-        if self.min_events > 1:
+        if self.min_events > 0:
             terms.append(f"times_seen:>={self.min_events}")
         if self.query.strip():
             terms.append(self.query.strip())
@@ -412,7 +412,7 @@ def _filter_reason(issue: IssueInfo, f: Filters) -> str | None:
         return f"priority {issue.priority}"
     # `count` is the lifetime count or the period's count: never lower than the period's, so this
     # check can only drop an issue Sentry should not have returned.
-    if f.min_events > 1 and issue.count is not None and issue.count < f.min_events:
+    if f.min_events > 0 and issue.count is not None and issue.count < f.min_events:
         return f"{issue.count} events < {f.min_events}"
     return None
 

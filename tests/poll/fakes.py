@@ -318,6 +318,8 @@ class FakeSentry(LoopbackServer):
         for issue in self.issues:
             if project_ids and -1 not in project_ids and issue.project_id not in project_ids:
                 continue
+            if period and issue.count(period) == 0:
+                continue  # the period bounds the search: an issue without events in it is not listed
             verdict = self._matches(issue, query, period, envs)
             if isinstance(verdict, str):
                 return _json(400, {"detail": verdict})

@@ -241,8 +241,9 @@ def test_select_issues__bad_custom_query_is_sentrys_400(sentry: FakeSentry) -> N
 
 
 def test_filters__sentry_query_terms() -> None:
-    f = Filters(levels=("error",), priorities=(), min_events=1, query="")
+    f = Filters(levels=("error",), priorities=(), min_events=0, query="")
     assert f.sentry_query() == "is:unresolved level:error"
+    assert Filters(levels=(), min_events=1).sentry_query() == "is:unresolved times_seen:>=1"
     f = Filters(levels=(), priorities=("high",), min_events=50, query=" release:1.2.0 ")
     assert f.sentry_query() == "is:unresolved issue.priority:high times_seen:>=50 release:1.2.0"
 
@@ -528,3 +529,22 @@ def test_poll_cli__as_a_subprocess_only_json_goes_to_stdout(
     assert "picked 7 of 7 issues" in proc.stderr
     assert sentry.token not in proc.stderr + proc.stdout
     assert json.loads(parse_github_output(out.read_text())["matrix"]) == doc
+
+
+def test_select_issues__numeric_project_ids_need_no_lookup(sentry: FakeSentry) -> None:
+    issues = make_dataset(sentry, 40)
+    result = select_issues(
+        client_for(sentry), None, Filters(projects=("13",), claim=False, max_issues=50, priorities=())
+    )
+    assert not sentry.calls("GET", r"^/api/0/projects/")
+    assert {i.project for i in result.selected} == {"worker"}
+    assert len(result.selected) == len(
+        [
+            i
+            for i in issues
+            if i.project_slug == "worker"
+            and i.level in ("error", "fatal")
+            and i.status == "unresolved"
+            and i.count("24h") >= 1
+        ]
+    )
