@@ -22,7 +22,9 @@ def git(repo: Path, *args: str, date: str | None = None, author: str | None = No
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     if author:
         env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = author
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, text=True
+    ).stdout
 
 
 def write(repo: Path, files: dict[str, str]) -> None:

@@ -110,9 +110,7 @@ def test_normalize__strips_schemes_hosts_drives_and_dots(raw: str, parts: list[s
         ),
         (
             {"samples/Shop.Web/Controllers/HomeController.cs": "class H {}\n"},
-            StackFrame(
-                filename="C:\\agent\\_work\\1\\s\\samples\\Shop.Web\\Controllers\\HomeController.cs", in_app=True
-            ),
+            StackFrame(filename="C:\\agent\\_work\\1\\s\\samples\\Shop.Web\\Controllers\\HomeController.cs", in_app=True),
             "samples/Shop.Web/Controllers/HomeController.cs",
         ),
     ],
@@ -181,11 +179,7 @@ def test_map_frame__vendored_copy_is_not_in_app(tmp_path: Path) -> None:
 @pytest.mark.conformance
 def test_map_event__real_fixtures_onto_matching_layouts(tmp_path: Path) -> None:
     cases = [
-        (
-            "sentry/events/go-pkg-mod.json",
-            {"go.mod": "module example.com/my_app\n", "main.go": "package main\n"},
-            "main.go",
-        ),
+        ("sentry/events/go-pkg-mod.json", {"go.mod": "module example.com/my_app\n", "main.go": "package main\n"}, "main.go"),
         (
             "sentry/events/java.json",
             {"src/main/java/io/sentry/example/Application.java": "class A {}\n"},

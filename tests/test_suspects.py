@@ -64,12 +64,7 @@ def test_suspect_commits__blame_finds_the_commit_that_changed_the_crashing_line(
         "2026-03-01T10:00:00+00:00",
         author="Mallory",
     )
-    later = commit(
-        repo,
-        {"app/calc.py": "def avg(xs):\n    return sum(xs) / len(xs)\n# later\n"},
-        "Later",
-        "2026-06-01T10:00:00+00:00",
-    )
+    later = commit(repo, {"app/calc.py": "def avg(xs):\n    return sum(xs) / len(xs)\n# later\n"}, "Later", "2026-06-01T10:00:00+00:00")
     event = ErrorEvent(
         exceptions=[ExceptionValue(type="ZeroDivisionError", frames=[_frame("app/calc.py", 2, "avg")])],
         issue=IssueInfo(id="1", first_seen=datetime(2026, 3, 5, tzinfo=timezone.utc)),

@@ -34,9 +34,7 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_triage__demo_json_matches_the_spec_shape(demo_workspace: Path) -> None:
-    proc = cli(
-        "triage", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_workspace), "--format", "json"
-    )
+    proc = cli("triage", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_workspace), "--format", "json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert {"issue", "frames", "suspects", "suspect_commits"} <= report.keys()
@@ -54,9 +52,7 @@ def test_triage__demo_json_matches_the_spec_shape(demo_workspace: Path) -> None:
 
 def test_triage__demo_markdown_report_and_out_file(demo_workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.md"
-    proc = cli(
-        "triage", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_workspace), "--out", str(out)
-    )
+    proc = cli("triage", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_workspace), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     text = out.read_text()
@@ -84,21 +80,14 @@ def _top3(event_file: Path, workspace: Path) -> list[str]:
 
 
 def test_triage__real_sdk_event_src_layout_installed_in_site_packages(tmp_path: Path) -> None:
-    pricing = (
-        "RATES = {'EUR': 1.0, 'USD': 1.1}\n\n\ndef convert(amount, currency):\n    return amount * RATES[currency]\n"
-    )
+    pricing = "RATES = {'EUR': 1.0, 'USD': 1.1}\n\n\ndef convert(amount, currency):\n    return amount * RATES[currency]\n"
     orders = (
         "from mypkg.pricing import convert\n\n\nclass OrderError(Exception):\n    pass\n\n\n"
         "def total(order):\n    try:\n        return convert(order['amount'], order['currency'])\n"
         "    except KeyError as exc:\n        raise OrderError('cannot price order') from exc\n\n\n"
         "def crash():\n    total({'amount': 3, 'currency': 'GBP'})\n"
     )
-    files = {
-        "src/mypkg/__init__.py": "",
-        "src/mypkg/pricing.py": pricing,
-        "src/mypkg/orders.py": orders,
-        "pyproject.toml": "",
-    }
+    files = {"src/mypkg/__init__.py": "", "src/mypkg/pricing.py": pricing, "src/mypkg/orders.py": orders, "pyproject.toml": ""}
     repo = make_repo(tmp_path / "repo", files)
     site = tmp_path / "deploy" / "venv" / "lib" / "python3.11" / "site-packages"
     for rel, text in files.items():
@@ -127,12 +116,7 @@ def test_triage__real_sdk_event_app_deployed_under_slash_app(tmp_path: Path) -> 
     for rel, text in files.items():
         (deploy / rel).parent.mkdir(parents=True, exist_ok=True)
         (deploy / rel).write_text(text)
-    commit(
-        repo,
-        {"handlers/users.py": files["handlers/users.py"] + "\n# moved nothing\n"},
-        "touch",
-        "2026-02-01T00:00:00+00:00",
-    )
+    commit(repo, {"handlers/users.py": files["handlers/users.py"] + "\n# moved nothing\n"}, "touch", "2026-02-01T00:00:00+00:00")
     top = _top3(_capture(tmp_path, "app:crash", deploy), repo)
     assert top[0] == "handlers/users.py"
     assert top[:2] == ["handlers/users.py", "app.py"]
@@ -158,9 +142,7 @@ def test_triage__every_shared_event_fixture_runs_clean(tmp_path: Path) -> None:
         (b"{}", "holds no error"),
     ],
 )
-def test_triage__hostile_event_files_give_one_line_and_exit_2(
-    tmp_path: Path, content: bytes, needle: str | None
-) -> None:
+def test_triage__hostile_event_files_give_one_line_and_exit_2(tmp_path: Path, content: bytes, needle: str | None) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
     proc = cli("triage", "--event-file", str(bad), "--workspace", str(tmp_path))
@@ -187,15 +169,7 @@ def test_triage__usage_errors(tmp_path: Path) -> None:
 
 
 def test_triage__stdin_event(demo_workspace: Path) -> None:
-    proc = cli(
-        "triage",
-        "--event-file",
-        "-",
-        "--workspace",
-        str(demo_workspace),
-        "--format",
-        "json",
-        stdin=(DEMO / "event.json").read_bytes(),
-    )
+    proc = cli("triage", "--event-file", "-", "--workspace", str(demo_workspace), "--format", "json",
+               stdin=(DEMO / "event.json").read_bytes())
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["suspects"][0]["path"] == "shop/cart.py"
