@@ -24,6 +24,7 @@ from sentry_autofix.config import Settings
 from sentry_autofix.delivery import CodeHost, Existing, HostItem
 from sentry_autofix.delivery import body as bodies
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
+from sentry_autofix.markers import CommentState
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
 from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import branch as git_branch
@@ -228,11 +229,11 @@ class Pipeline:
         )
 
     # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
-    def comment(self, issue_id: str, milestone: str, url: str | None = None, detail: str | None = None) -> None:
+    def comment(self, issue_id: str, state: CommentState, url: str | None = None, detail: str | None = None) -> None:
         if not self.s.sentry_comments or self.s.dry_run:
             return
         text = scrub(
-            bodies.sentry_comment(milestone, url=url, run_url=self.run_url, detail=detail),
+            bodies.sentry_comment(state, url=url, run_url=self.run_url, detail=detail),
             self.s.secret_values(),
         )
         try:
@@ -309,7 +310,7 @@ class Pipeline:
             regression_of = pr.url
             pr = None
         # fix (only now: a duplicate run must not announce itself on the Sentry issue)
-        self.comment(issue_id, "investigating")
+        self.comment(issue_id, "in-progress")
         with r.group("Fix"):
             # What was already dirty (build output, the workflow's own steps) is not the fix's.
             before = git_branch.dirty_snapshot(self.ws)
@@ -325,12 +326,12 @@ class Pipeline:
             where = ", ".join(sorted(set(blocked))) or "see log"
             msg = f"the fix touches blocked paths ({where}); nothing pushed"
             r.warning(msg)
-            self.comment(issue_id, "failed", detail=msg)
+            self.comment(issue_id, "skipped", detail=msg)
             return Outcome("skipped-blocked-path", msg, fix=fix, event=event)
         if fix.status == "no-fix" or not changed:
             if self.s.triage_on_no_fix:
                 return self._triage(issue_id, event, report, existing, reason="The agent found no fix it trusts.")
-            self.comment(issue_id, "failed", detail="no fix found")
+            self.comment(issue_id, "no-fix")
             return Outcome("no-fix", "the agent found no fix", fix=fix, event=event)
         # test
         if fix.tests.status == "not-run" and self.s.test_command:
@@ -388,7 +389,7 @@ class Pipeline:
                     event=event,
                 )
             item = self.c.host.update_pull_request(pr.number, title=title, body=body, labels=self.s.labels)
-            self.comment(issue_id, "pr-updated", url=item.url)
+            self.comment(issue_id, "draft-pr-opened" if item.draft else "pr-opened", url=item.url, detail="updated")
             return Outcome("pr-updated", f"updated {item.url}", pr=item, branch=branch, fix=fix, event=event)
         with r.group("Open the pull request"):
             item = self.c.host.open_pull_request(
@@ -401,8 +402,9 @@ class Pipeline:
                 self.c.host.dispatch_workflow(self.s.ci_workflow, branch)
             except AutofixError as exc:
                 r.warning(f"could not start {self.s.ci_workflow} on {branch}: {exc}")
-        self.comment(issue_id, "pr-opened", url=item.url)
-        status: RunStatus = "draft-pr-opened" if item.draft or reasons else "pr-opened"
+        draft = item.draft or bool(reasons)
+        self.comment(issue_id, "draft-pr-opened" if draft else "pr-opened", url=item.url)
+        status: RunStatus = "draft-pr-opened" if draft else "pr-opened"
         return Outcome(status, f"opened {item.url}", pr=item, branch=branch, fix=fix, event=event)
 
     def _annotation_path(self, path: str) -> str:

@@ -150,12 +150,19 @@ def test_issue_title__project_and_message_without_mentions() -> None:
     assert len(title) <= 120
 
 
-def test_sentry_comment__short_and_unique_per_run() -> None:
+def test_sentry_comment__follows_the_poll_contract_and_is_unique_per_run() -> None:
+    from sentry_autofix.markers import comment_state
+
     a = body.sentry_comment(
         "pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/1"
     )
     b = body.sentry_comment(
         "pr-opened", url="https://github.com/a/b/pull/1", run_url="https://github.com/a/b/actions/runs/2"
     )
+    assert comment_state(a) == "pr-opened"
+    assert a.startswith("[sentry-autofix:pr-opened]")
     assert a != b
     assert "pull/1" in a
+    failed = body.sentry_comment("failed", detail="token ghp_" + "a" * 36 + " leaked")
+    assert comment_state(failed) == "failed"
+    assert "ghp_" not in failed

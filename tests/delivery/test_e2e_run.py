@@ -130,7 +130,7 @@ def test_run__triage_opens_issue_then_dedups(
     assert second.outputs["issue-url"] == issue["html_url"]
     assert len(fake_github.issues()) == 1
     assert fake_github.pulls() == []
-    assert "opened a triage issue" in fake_sentry.comments[ISSUE_ID][0]
+    assert fake_sentry.comments[ISSUE_ID][0].startswith("[sentry-autofix:issue-opened]")
     no_secrets(first, workspace / ".git" / "config")
     no_secrets(second)
 

@@ -11,6 +11,7 @@ import pytest
 
 from sentry_autofix.actions import Runner
 from sentry_autofix.delivery.github import GitHubHost
+from sentry_autofix.markers import comment_state
 from sentry_autofix.run import Collaborators, Fixer, deliver_issue
 from sentry_autofix.sources.sentry import SentryClient
 from sentry_autofix.triage import build_triage
@@ -94,7 +95,7 @@ def test_pipeline__opens_pr_with_the_fix_on_the_pushed_branch(
     assert git(remote, "rev-parse", "main") == git(workspace, "rev-parse", "main")
     # Sentry heard about it: investigating, then the PR link
     texts = fake_sentry.comments[ISSUE_ID]
-    assert texts[0].startswith("sentry-autofix is investigating")
+    assert [comment_state(t) for t in texts] == ["in-progress", "pr-opened"]
     assert pr["html_url"] in texts[1]
     assert "::error file=shop/cart.py,line=29" in log
     assert "pr-opened" in summary
@@ -189,7 +190,8 @@ def test_pipeline__pr_creation_forbidden_names_the_setting(
     assert (code, outputs["status"]) == (1, "error")
     assert "Settings → Actions → General → Workflow permissions" in log
     assert "Settings → Actions → General → Workflow permissions" in summary
-    assert "could not fix" in fake_sentry.comments[ISSUE_ID][-1]
+    assert comment_state(fake_sentry.comments[ISSUE_ID][-1]) == "failed"
+    assert "Workflow permissions" in fake_sentry.comments[ISSUE_ID][-1]
 
 
 def test_pipeline__no_fix_opens_a_triage_issue_with_priority(

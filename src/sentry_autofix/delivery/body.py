@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from sentry_autofix.markers import CommentState, state_comment
 from sentry_autofix.models import ErrorEvent, FixResult, TriageReport
 from sentry_autofix.redact import redact_text
 
@@ -388,22 +389,14 @@ def render_summary(
 
 
 def sentry_comment(
-    milestone: str, *, url: str | None = None, run_url: str | None = None, detail: str | None = None
+    state: CommentState, *, url: str | None = None, run_url: str | None = None, detail: str | None = None
 ) -> str:
-    """Plain, short text for the Sentry issue's activity; the run URL keeps it unique (Sentry 400s
-    an identical comment within an hour)."""
-    words = {
-        "investigating": "sentry-autofix is investigating this issue",
-        "pr-opened": "sentry-autofix opened a fix pull request",
-        "pr-updated": "sentry-autofix updated its fix pull request",
-        "issue-opened": "sentry-autofix opened a triage issue",
-        "failed": "sentry-autofix could not fix this issue",
-    }
-    text = words.get(milestone, f"sentry-autofix: {milestone}")
-    if url:
-        text += f": {url}"
+    """A Sentry comment in the contract poll reads back (`markers.state_comment`: the
+    `[sentry-autofix:<state>]` tag first). The run URL keeps each one unique (Sentry refuses an
+    identical comment within an hour)."""
+    lines = []
+    if url and safe_url(url):
+        lines.append(url)
     if detail:
-        text += f" ({' '.join(detail.split())[:300]})"
-    if run_url:
-        text += f" — run {run_url}"
-    return text
+        lines.append(" ".join(redact_text(detail).split())[:300])
+    return state_comment(state, "\n".join(lines), link=run_url)
