@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -26,6 +26,7 @@ from sentry_autofix.delivery import body as bodies
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
 from sentry_autofix.markers import CommentState
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
+from sentry_autofix.notify import Notification, NotificationKind, Notifier, notify_all
 from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import branch as git_branch
 
@@ -130,17 +131,22 @@ _CLOSING_ACTIONS = frozenset({"resolved", "ignored", "archived"})
 """Relay `client_payload.action`s that say the issue needs no fix (SPEC §8: forwarded to annotate)."""
 
 
-def dispatch_action(settings: Settings) -> str | None:
-    """The Sentry webhook action the relay forwarded (`created`, `unresolved`, `resolved`…), if any."""
+def client_payload(settings: Settings) -> dict[str, object]:
+    """The relay's `client_payload` of a repository_dispatch run (empty otherwise)."""
     if settings.github_event_name != "repository_dispatch" or not settings.github_event_path:
-        return None
+        return {}
     try:
         loaded = json.loads(Path(settings.github_event_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
     client = loaded.get("client_payload") if isinstance(loaded, dict) else None
-    action = client.get("action") if isinstance(client, dict) else None
-    return str(action) if isinstance(action, str) else None
+    return client if isinstance(client, dict) else {}
+
+
+def dispatch_action(settings: Settings) -> str | None:
+    """The Sentry webhook action the relay forwarded (`created`, `unresolved`, `resolved`…), if any."""
+    action = client_payload(settings).get("action")
+    return action if isinstance(action, str) else None
 
 
 def _check_id(value: str, where: str) -> str:
@@ -204,6 +210,8 @@ class Collaborators:
     fixer: Fixer | None
     """None when the agent is not available: fix mode falls back to a triage issue."""
     runner: Runner
+    notifiers: Sequence[Notifier] = ()
+    """Slack/Discord targets (notify step); a failing one never fails the run."""
 
 
 def draft_reasons(fix: FixResult, settings: Settings) -> list[str]:
@@ -222,11 +230,14 @@ class Pipeline:
         self.s = settings
         self.ws = workspace
         self.c = c
-        self.run_url = (
-            f"{settings.github_server_url.rstrip('/')}/{settings.github_repository}/actions/runs/{settings.github_run_id}"
-            if settings.github_run_id and settings.github_repository
-            else None
-        )
+        self.run_url = self.run_link(settings)
+
+    @staticmethod
+    def run_link(settings: Settings) -> str | None:
+        if not (settings.github_run_id and settings.github_repository):
+            return None
+        server = settings.github_server_url.rstrip("/")
+        return f"{server}/{settings.github_repository}/actions/runs/{settings.github_run_id}"
 
     # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
     def comment(self, issue_id: str, state: CommentState, url: str | None = None, detail: str | None = None) -> None:
@@ -488,15 +499,59 @@ def finish(outcome: Outcome, runner: Runner, out: TextIO | None = None) -> int:
     return outcome.exit_code
 
 
-def deliver_issue(issue_ref: str, settings: Settings, workspace: Path, c: Collaborators) -> int:
-    """Run the pipeline for one issue and finish the step (outputs, summary, status, exit code)."""
+_NOTIFY_KINDS: dict[str, NotificationKind] = {
+    "pr-opened": "pr-opened",
+    "pr-updated": "pr-opened",
+    "draft-pr-opened": "draft-pr-opened",
+    "issue-opened": "issue-opened",
+    "error": "fix-failed",
+}
+
+
+def notify(outcome: Outcome, settings: Settings, c: Collaborators, issue_ref: str) -> None:
+    """The pipeline's last step: tell the team's chat what happened (never fails the run)."""
+    kind = _NOTIFY_KINDS.get(outcome.status)
+    if kind is None or not c.notifiers:
+        return
+    event, fix = outcome.event, outcome.fix
+    note = Notification(
+        kind=kind,
+        error_title=event.headline if event else f"Sentry issue {issue_ref}",
+        short_id=(event.short_id if event else None),
+        project=(event.issue.project if event and event.issue else None),
+        environment=(event.environment if event else None),
+        sentry_url=(event.permalink if event else None),
+        pr_url=outcome.pr.url if outcome.pr else None,
+        issue_url=outcome.issue.url if outcome.issue else None,
+        branch=outcome.branch,
+        repository=settings.github_repository,
+        tests=fix.tests.status if fix else None,
+        confidence=fix.confidence if fix else None,
+        detail=scrub(
+            (fix.root_cause if fix and kind != "fix-failed" else outcome.message)[:500], settings.secret_values()
+        )
+        or None,
+        run_url=Pipeline.run_link(settings),
+    )
+    for name in notify_all(c.notifiers, note):
+        c.runner.warning(f"{name} notification failed; continuing")
+
+
+def run_one(issue_ref: str, settings: Settings, workspace: Path, c: Collaborators) -> Outcome:
+    """fetch → locate → fix → test → deliver (Pipeline), then notify; errors become an outcome."""
     try:
         outcome = Pipeline(settings, workspace, c).run(issue_ref)
     except AutofixError as exc:
         message = scrub(str(exc), settings.secret_values())
         c.runner.error(message, title="sentry-autofix")
         outcome = Outcome("error", message, exit_code=exc.exit_code)
-    return finish(outcome, c.runner)
+    notify(outcome, settings, c, issue_ref)
+    return outcome
+
+
+def deliver_issue(issue_ref: str, settings: Settings, workspace: Path, c: Collaborators) -> int:
+    """Run the pipeline for one issue and finish the step (outputs, summary, status, exit code)."""
+    return finish(run_one(issue_ref, settings, workspace, c), c.runner)
 
 
 # --- real collaborators --------------------------------------------------------------------------
@@ -554,19 +609,9 @@ def run_command(
     runner.mask_secrets()
     try:
         issue_ref = resolve_issue_id(settings)
-        if issue_ref is None:
-            # Schedule runs hand over to `sentry-autofix poll` (issue 5); until it lands, say so.
-            msg = (
-                "schedule: polling Sentry for issues is not available in this version yet; trigger runs with "
-                "repository_dispatch (the relay) or workflow_dispatch, or set the sentry-issue-id input"
-            )
-            runner.warning(msg)
-            return finish(Outcome("skipped-filtered", msg), runner)
         action = dispatch_action(settings)
-        if action in _CLOSING_ACTIONS and not settings.sentry_issue_id:
-            msg = f"Sentry issue {issue_ref} was {action}: nothing to fix"
-            runner.log(msg)
-            return finish(Outcome("skipped-filtered", msg), runner)
+        if issue_ref is not None and action in _CLOSING_ACTIONS and not settings.sentry_issue_id:
+            return finish(follow_lifecycle(issue_ref, action, settings, runner), runner)
         workspace = Path(getattr(args, "workspace", None) or settings.github_workspace or ".").resolve()
         collaborators = Collaborators(
             source=build_source(settings),
@@ -574,8 +619,96 @@ def run_command(
             locate=build_locator(),
             fixer=fixer_factory(settings) if settings.mode == "fix" else None,
             runner=runner,
+            notifiers=build_notifiers(settings),
         )
+        if issue_ref is None:
+            return run_scheduled(settings, workspace, collaborators)
     except AutofixError as exc:
         runner.error(scrub(str(exc), settings.secret_values()), title="sentry-autofix")
         return finish(Outcome("error", str(exc), exit_code=exc.exit_code), runner)
     return deliver_issue(issue_ref, settings, workspace, collaborators)
+
+
+def build_notifiers(settings: Settings) -> list[Notifier]:
+    from sentry_autofix.notify import build_notifiers as build
+
+    return build(settings)
+
+
+def follow_lifecycle(issue_ref: str, action: str, settings: Settings, runner: Runner) -> Outcome:
+    """A resolved (or ignored/archived) issue forwarded by the relay: nothing to fix; a resolved
+    one closes its triage issue and gets a comment on its PR (sentry_autofix.lifecycle)."""
+    if action != "resolved" or settings.github_token is None or not settings.github_repository or settings.dry_run:
+        return Outcome("skipped-filtered", f"Sentry issue {issue_ref} was {action}: nothing to fix")
+    from sentry_autofix.lifecycle import PyGithubTracker, event_from_payload, handle_lifecycle
+
+    event = event_from_payload(client_payload(settings))
+    if event is None:
+        return Outcome("skipped-filtered", f"Sentry issue {issue_ref} was {action}: nothing to fix")
+    tracker = PyGithubTracker(
+        settings.github_api_url,
+        settings.github_token.get_secret_value(),
+        settings.github_repository,
+        seconds_between_writes=settings.github_write_interval,
+    )
+    with runner.group(f"Sentry issue {issue_ref} was resolved"):
+        done = handle_lifecycle(event, tracker)
+        for line in done.actions:
+            runner.log(line)
+    summary = "; ".join(done.actions) or "no PR or issue of ours to update"
+    return Outcome("skipped-filtered", f"Sentry issue {issue_ref} was resolved: {summary}")
+
+
+def run_scheduled(settings: Settings, workspace: Path, c: Collaborators) -> int:
+    """`schedule`: poll Sentry for the issues worth fixing now (sentry_autofix.poll) and run them
+    one after another in this job; the outputs describe the last one, the status is `error` if any
+    failed. For parallel runs use `poll --matrix` (docs/poll.md)."""
+    from sentry_autofix.poll import Filters, make_github, run_link, select_issues
+
+    with c.runner.group("Poll Sentry"):
+        picked = select_issues(
+            c.source,  # type: ignore[arg-type]
+            make_github(settings),
+            Filters.from_settings(settings),
+            run_link=run_link(settings),
+        )
+        for skip in picked.skipped:
+            c.runner.log(f"skip {skip.short_id or skip.issue_id}: {skip.reason}")
+        c.runner.log(f"picked {len(picked.selected)} of {picked.scanned} issues looked at")
+    if not picked.selected:
+        return finish(Outcome("skipped-filtered", "schedule: no Sentry issue matches the poll filters"), c.runner)
+    base = settings.base_branch or git_branch.current_branch(workspace)
+    outcomes = []
+    for issue in picked.selected:
+        if base:  # back to the base branch for the next issue (tracked files only)
+            from sentry_autofix.workspace.git import run_git
+
+            run_git(workspace, "checkout", "-q", "-f", base)
+        outcome = run_one(issue.id, settings, workspace, c)
+        c.runner.add_summary(
+            bodies.render_summary(
+                status=outcome.status,
+                event=outcome.event,
+                fix=outcome.fix,
+                url=outcome.pr.url if outcome.pr else outcome.issue.url if outcome.issue else None,
+                branch=outcome.branch,
+                message=outcome.message,
+            )
+        )
+        outcomes.append(outcome)
+    last = outcomes[-1]
+    failed = [o for o in outcomes if o.status == "error"]
+    final = Outcome(
+        "error" if failed else last.status,
+        f"schedule: {len(outcomes)} issue(s): " + ", ".join(o.status for o in outcomes),
+        pr=last.pr,
+        issue=last.issue,
+        branch=last.branch,
+        fix=last.fix,
+        exit_code=max(o.exit_code for o in outcomes),
+    )
+    c.runner.set_outputs(final.outputs())
+    print(f"status: {final.status}", flush=True)
+    if final.message:
+        c.runner.log(final.message)
+    return final.exit_code

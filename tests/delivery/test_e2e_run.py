@@ -228,17 +228,39 @@ def test_run__workflow_dispatch_reads_inputs_issue_id(
     assert run.outputs["status"] == "issue-opened"
 
 
-def test_run__schedule_says_poll_comes_later(
+def test_run__schedule_polls_sentry_and_fixes_the_picked_issues(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
+    event = {"schedule": "17 */6 * * *"}
     run = run_action(
-        tmp_path, workspace, fake_sentry, fake_github, event_name="schedule", event={"schedule": "*/30 * * * *"}
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        event_name="schedule",
+        event=event,
+        SENTRY_AUTOFIX_MODE="triage",
+        SENTRY_AUTOFIX_POLL_MIN_EVENTS="0",
     )
-    assert run.code == 0
-    assert run.outputs["status"] == "skipped-filtered"
-    assert "::warning::schedule: polling Sentry" in run.stderr
-    assert fake_sentry.calls == []
-    assert fake_github.calls == []
+    assert run.code == 0, run.stderr
+    assert run.stdout == "status: issue-opened\n"
+    assert "::group::Poll Sentry" in run.stderr
+    assert len(fake_github.issues()) == 1
+    assert run.outputs["issue-url"] == fake_github.issues()[0]["html_url"]
+    # the next scheduled run finds the issue handled (marker search) and picks nothing
+    again = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        event_name="schedule",
+        event=event,
+        SENTRY_AUTOFIX_MODE="triage",
+        SENTRY_AUTOFIX_POLL_MIN_EVENTS="0",
+    )
+    assert again.code == 0, again.stderr
+    assert again.outputs["status"] == "skipped-filtered"
+    assert len(fake_github.issues()) == 1
 
 
 @pytest.mark.parametrize(("event_name", "event"), [("push", {}), ("repository_dispatch", {"client_payload": {}})])
@@ -257,14 +279,19 @@ def test_run__no_issue_id_is_a_usage_error(
     assert run.stdout.rstrip().endswith("status: error")
 
 
-def test_run__resolved_issue_forwarded_by_the_relay_is_filtered(
+def test_run__resolved_issue_forwarded_by_the_relay_closes_its_triage_issue(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
-    event = {"action": "sentry-issue", "client_payload": {"issue_id": ISSUE_ID, "action": "resolved"}}
-    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event=event)
-    assert run.code == 0
+    opened = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
+    assert opened.outputs["status"] == "issue-opened"
+    resolved = {"action": "sentry-issue", "client_payload": {"issue_id": ISSUE_ID, "action": "resolved"}}
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github, event=resolved)
+    assert run.code == 0, run.stderr
     assert run.outputs["status"] == "skipped-filtered"
-    assert fake_github.calls == []
+    issue = fake_github.issues()[0]
+    assert issue["state"] == "closed"
+    assert len(fake_github.comments[issue["number"]]) == 1
+    assert fake_github.pulls() == []
 
 
 def test_run__invalid_setting_still_reports_status_error(

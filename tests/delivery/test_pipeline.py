@@ -4,6 +4,7 @@ GitHubHost → FakeGitHub, real git with a bare remote, and a scripted Fixer (th
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from sentry_autofix.actions import Runner
 from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.markers import comment_state
+from sentry_autofix.notify import Notification, Notifier
 from sentry_autofix.run import Collaborators, Fixer, deliver_issue
 from sentry_autofix.sources.sentry import SentryClient
 from sentry_autofix.triage import build_triage
@@ -27,6 +29,7 @@ def run_once(
     fake_github: FakeGitHub,
     fixer: Fixer | None,
     tmp_path: Path,
+    notifiers: Sequence[Notifier] = (),
     **over: Any,
 ) -> tuple[int, str, dict[str, str], str]:
     settings = make_settings(fake_sentry, fake_github, **over)
@@ -43,7 +46,12 @@ def run_once(
         log=log,
     )
     c = Collaborators(
-        source=SentryClient(settings), host=GitHubHost(settings), locate=build_triage, fixer=fixer, runner=runner
+        source=SentryClient(settings),
+        host=GitHubHost(settings),
+        locate=build_triage,
+        fixer=fixer,
+        runner=runner,
+        notifiers=notifiers,
     )
     import contextlib
 
@@ -301,3 +309,34 @@ def test_pipeline__duplicate_run_posts_no_sentry_comment(
     _, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path)
     assert outputs["status"] == "skipped-duplicate"
     assert fake_sentry.comments[ISSUE_ID] == before
+
+
+class RecordingNotifier:
+    """Stands in for a chat target (the Notifier protocol); records what it was sent."""
+
+    name = "recording"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.notes: list[Notification] = []
+        self.fail = fail
+
+    def send(self, note: Notification) -> None:
+        self.notes.append(note)
+        if self.fail:
+            raise ConnectionError("chat is down")
+
+
+def test_pipeline__notifies_chat_after_delivery_and_survives_a_failing_target(
+    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    ok, down = RecordingNotifier(), RecordingNotifier(fail=True)
+    code, log, outputs, _ = run_once(
+        workspace, fake_sentry, fake_github, ScriptedFixer(GOOD_FIX), tmp_path, notifiers=[down, ok]
+    )
+    assert (code, outputs["status"]) == (0, "pr-opened")
+    note = ok.notes[0]
+    assert note.kind == "pr-opened"
+    assert note.pr_url == outputs["pr-url"]
+    assert note.tests == "passed"
+    assert note.error_title == "ZeroDivisionError: division by zero"
+    assert "recording notification failed" in log

@@ -306,6 +306,8 @@ class FakeGitHub:
         prefix = f"/repos/{self.repo}"
         if path.startswith("/api/v3/"):  # GHES layout
             path = path[len("/api/v3") :]
+        if method == "GET" and path == "/search/issues":
+            return self._search(query, path)
         if not path.startswith(prefix):
             return (*self._error(404, "Not Found"), {})
         rest = path[len(prefix) :]
@@ -467,6 +469,40 @@ class FakeGitHub:
             self.dispatches.append((mm.group(1), body))
             return 204, None, {}
         return (*self._error(404, "Not Found"), {})
+
+    def _search(self, query: dict[str, list[str]], path: str) -> tuple[int, Any, dict[str, str]]:
+        """`GET /search/issues` for the qualifiers our code uses: repo:, "phrase" in:body, is:open|closed,
+        is:issue|is:pull-request. Body matching is by words, as GitHub's search (the marker itself
+        must then be checked by the caller)."""
+        q = query.get("q", [""])[0]
+        phrases = re.findall(r'"([^"]+)"', q)
+        words = q.split()
+        repo = next((w.split(":", 1)[1] for w in words if w.startswith("repo:")), None)
+        if repo != self.repo:
+            return (
+                *self._error(422, "Validation Failed", [{"resource": "Search", "field": "q", "code": "invalid"}]),
+                {},
+            )
+        rows = [self._issue_view(i) for i in sorted(self.items.values(), key=lambda i: i["number"])]
+        for phrase in phrases:
+            rows = [r for r in rows if phrase.replace("=", " ") in re.sub(r"[^\w:-]+", " ", r["body"] or "")]
+        if "is:open" in words:
+            rows = [r for r in rows if r["state"] == "open"]
+        if "is:closed" in words:
+            rows = [r for r in rows if r["state"] == "closed"]
+        if "is:issue" in words:
+            rows = [r for r in rows if not r.get("pull_request")]
+        if "is:pull-request" in words or "is:pr" in words:
+            rows = [r for r in rows if r.get("pull_request")]
+        template = self._load("search__issues-and-pull-requests.response.json")
+        chunk, links = self._page(rows, path, query)
+        body = {
+            "total_count": len(rows),
+            "incomplete_results": False,
+            "search_type": template.get("search_type", "lexical"),
+            "items": chunk,
+        }
+        return 200, body, links
 
     # -- helpers for tests ----------------------------------------------------------------------
     def writes(self) -> list[Call]:

@@ -111,6 +111,8 @@ class FakeSentry:
         self.issues: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, list[str]] = {}
+        self.comment_times: dict[str, list[str]] = {}
+        self.comment_times: dict[str, list[str]] = {}
         self.calls: list[SentryCall] = []
         self.injected: list[tuple[str, str, int, Any]] = []
         self.remaining = 40
@@ -149,6 +151,15 @@ class FakeSentry:
         ev["groupID"] = issue_id
         self.events[issue_id] = ev
         return issue
+
+    def _note(self, issue_id: str, index: int) -> dict[str, Any]:
+        return {
+            "id": str(1000 + index),
+            "type": "note",
+            "data": {"text": self.comments[issue_id][index]},
+            "dateCreated": self.comment_times[issue_id][index],
+            "user": None,  # an internal integration's token posts as the integration, not a user
+        }
 
     def start(self) -> FakeSentry:
         fake = self
@@ -243,16 +254,13 @@ class FakeSentry:
                     # getsentry/sentry GroupNotesEndpoint.post: same user, same text, within an hour
                     return 400, {"detail": "You have already posted that comment."}, {}
                 self.comments.setdefault(issue_id, []).append(text)
-                return (
-                    201,
-                    {
-                        "id": str(len(self.comments[issue_id])),
-                        "type": "note",
-                        "data": {"text": text},
-                        "dateCreated": "2026-11-22T08:00:00Z",
-                    },
-                    {},
-                )
+                when = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+                self.comment_times.setdefault(issue_id, []).append(when)
+                return 201, self._note(issue_id, len(self.comments[issue_id]) - 1), {}
+            if method == "GET" and rest == "comments/":
+                # GroupNotesEndpoint: newest first, Activity objects of type note
+                n = len(self.comments.get(issue_id, []))
+                return 200, [self._note(issue_id, i) for i in reversed(range(n))][:100], {}
         if method == "GET" and path == f"/api/0/organizations/{self.org}/issues/":
             rows = list(self.issues.values())
             limit = min(int(query.get("limit", ["100"])[0]), self.max_page)
