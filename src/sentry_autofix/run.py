@@ -349,6 +349,8 @@ class Pipeline:
             with r.group("Tests"):
                 fix.tests = run_test_command(self.s.test_command, self.ws, self.s)
                 r.log(f"tests {fix.tests.status} (exit {fix.tests.exit_code})")
+        # SPEC §5: the change is what git says, never the model's description of it.
+        fix.diff, fix.files = git_branch.diff_of(self.ws, changed)
         reasons = draft_reasons(fix, self.s)
         title = self._clean(bodies.pr_title(event, fix))
         body = self._clean(

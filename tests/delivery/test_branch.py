@@ -153,3 +153,17 @@ def test_push_branch__over_http_sends_the_token_only_to_that_push(workspace: Pat
             git(workspace, "ls-remote", "origin")
     finally:
         server.stop()
+
+
+def test_diff_of__is_what_git_says_including_new_and_deleted_files(workspace: Path) -> None:
+    (workspace / "shop" / "cart.py").write_text((workspace / "shop" / "cart.py").read_text() + "# tail\n")
+    (workspace / "shop" / "guard.py").write_text("GUARD = 1\n")
+    (workspace / "README.md").unlink()
+    diff, files = b.diff_of(workspace, ["README.md", "shop/cart.py", "shop/guard.py"])
+    assert "+# tail" in diff
+    assert "+GUARD = 1" in diff
+    by_path = {f.path: f for f in files}
+    assert by_path["shop/cart.py"].added == 1
+    assert by_path["shop/guard.py"].is_new is True
+    assert by_path["README.md"].is_deleted is True
+    assert git(workspace, "diff", "--cached", "--name-only") == ""  # the index is left as it was

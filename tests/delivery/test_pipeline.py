@@ -340,3 +340,24 @@ def test_pipeline__notifies_chat_after_delivery_and_survives_a_failing_target(
     assert note.tests == "passed"
     assert note.error_title == "ZeroDivisionError: division by zero"
     assert "recording notification failed" in log
+
+
+class DescribingFixer(ScriptedFixer):
+    """A fixer whose own account of the change is wrong: the PR must show what git says."""
+
+    def fix(self, report: Any, workspace: Path, settings: Any) -> Any:
+        result = super().fix(report, workspace, settings)
+        result.diff = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-a\n+b\n"
+        result.files = []
+        return result
+
+
+def test_pipeline__pr_shows_the_diff_from_git_not_the_fixers_description(
+    workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    code, _, outputs, _ = run_once(workspace, fake_sentry, fake_github, DescribingFixer(GOOD_FIX), tmp_path)
+    assert (code, outputs["status"]) == (0, "pr-opened")
+    body = fake_github.pulls()[0]["body"]
+    assert "+    if units == 0:" in body
+    assert "README.md" not in body
+    assert "| `shop/cart.py` | 2 | 0 |" in body

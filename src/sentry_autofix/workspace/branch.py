@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from unidiff.patch import PatchSet
+
 from sentry_autofix.errors import GitError, GuardViolation
+from sentry_autofix.models import FileChange
 from sentry_autofix.workspace.git import run_git
 
 TRAILER = "Sentry-Autofix-Issue"
@@ -77,6 +80,22 @@ def touched_since(workspace: Path, before: dict[str, str | None]) -> list[str]:
     """Paths whose content changed after `before` was taken (new dirt, or dirt edited again)."""
     now = dirty_snapshot(workspace)
     return sorted(p for p, digest in now.items() if p not in before or before[p] != digest)
+
+
+def diff_of(workspace: Path, paths: Sequence[str]) -> tuple[str, list[FileChange]]:
+    """Unified diff of `paths` against HEAD (new files included), and per-file counts via unidiff."""
+    if not paths:
+        return "", []
+    run_git(workspace, "add", "--intent-to-add", "--", *paths, check=False)
+    try:
+        diff = run_git(workspace, "diff", "--no-color", "--no-ext-diff", "HEAD", "--", *paths).stdout
+    finally:
+        run_git(workspace, "reset", "-q", "--", *paths, check=False)
+    files = [
+        FileChange(path=p.path, added=p.added, removed=p.removed, is_new=p.is_added_file, is_deleted=p.is_removed_file)
+        for p in PatchSet(diff)
+    ]
+    return diff, files
 
 
 def _glob_to_regex(pattern: str) -> re.Pattern[str]:
