@@ -10,7 +10,6 @@ on top of the base); the token reaches git only through the environment of the o
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,11 +67,17 @@ def changed_paths(workspace: Path) -> list[str]:
 
 
 def dirty_snapshot(workspace: Path) -> dict[str, str | None]:
-    """Changed paths with a content hash (None when deleted), to tell later edits from earlier dirt."""
+    """Changed paths with a cheap fingerprint (size + mtime; None when deleted), to tell the fix's
+    edits from dirt left by earlier workflow steps. A stat, not a hash: an unignored
+    `node_modules/` may hold 100k files."""
     snap: dict[str, str | None] = {}
     for path in changed_paths(workspace):
-        target = workspace / path
-        snap[path] = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
+        try:
+            st = (workspace / path).stat()
+        except OSError:
+            snap[path] = None
+            continue
+        snap[path] = f"{st.st_size}:{st.st_mtime_ns}"
     return snap
 
 
