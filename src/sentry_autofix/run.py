@@ -562,7 +562,12 @@ def deliver_issue(issue_ref: str, settings: Settings, workspace: Path, c: Collab
 def build_fixer(settings: Settings) -> Fixer | None:
     """HOOK (lead, after merging the agent branch): return the real agent Fixer here.
 
-    Until it is wired, `run` in fix mode opens a triage issue and says so.
+    Contract the pipeline relies on: `fix(report, workspace, settings) -> FixResult` edits files in
+    `workspace` and leaves them uncommitted (the pipeline commits exactly the paths it touched and
+    reads the diff from git); it may run the tests itself (`FixResult.tests`; when it reports
+    `not-run` and a test command is set, the pipeline runs them); `status="no-fix"` opens a triage
+    issue, `status="error"` fails the run. Until it is wired, `run` in fix mode opens a triage
+    issue and says so.
     """
     return None
 
