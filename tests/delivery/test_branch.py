@@ -167,3 +167,20 @@ def test_diff_of__is_what_git_says_including_new_and_deleted_files(workspace: Pa
     assert by_path["shop/guard.py"].is_new is True
     assert by_path["README.md"].is_deleted is True
     assert git(workspace, "diff", "--cached", "--name-only") == ""  # the index is left as it was
+
+
+def test_push_branch__works_from_a_shallow_checkout(workspace: Path, remote: Path, tmp_path: Path) -> None:
+    """actions/checkout fetches with depth 1 by default: create, then replace our branch from such clones."""
+    commit_and_push(workspace, "fixed = 1\n")
+    # main moves on, as it does between two runs
+    (workspace / "NEWS").write_text("later\n")
+    git(workspace, "checkout", "-q", "-f", "main")
+    git(workspace, "add", "NEWS")
+    git(workspace, "commit", "-qm", "later")
+    git(workspace, "push", "-q", "origin", "main")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", "-b", "main", f"file://{remote}", str(shallow))
+    assert git(shallow, "rev-parse", "--is-shallow-repository").strip() == "true"
+    result = commit_and_push(shallow, "fixed = 2\n")
+    assert result.outcome == "updated"
+    assert git(remote, "rev-parse", "sentry-autofix/SHOP-1F^").strip() == git(remote, "rev-parse", "main").strip()
