@@ -54,6 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
     triage.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     triage.set_defaults(handler=_triage)
 
+    # --- fix (issue 3: the fix agent) ---
+    fix = sub.add_parser("fix", help="let the agent fix the error in the workspace and run the tests")
+    _add_event_args(fix)
+    fix.add_argument(
+        "--dry-run", action="store_true", help="print the diff and PR text; leave the workspace as found"
+    )
+    fix.add_argument(
+        "--test-command",
+        metavar="CMD",
+        help="shell command running the tests (env SENTRY_AUTOFIX_TEST_COMMAND)",
+    )
+    fix.add_argument("--test-timeout", type=float, metavar="S", help="seconds before the tests are killed")
+    fix.add_argument("--llm", choices=["anthropic", "openai"], help="model provider (env SENTRY_AUTOFIX_LLM)")
+    fix.add_argument("--model", metavar="NAME", help="model name (env SENTRY_AUTOFIX_MODEL)")
+    fix.add_argument(
+        "--max-turns", type=int, metavar="N", help="agent turn cap (env SENTRY_AUTOFIX_MAX_TURNS)"
+    )
+    fix.add_argument(
+        "--max-tokens", type=int, metavar="N", help="token budget (env SENTRY_AUTOFIX_MAX_TOKENS)"
+    )
+    fix.add_argument(
+        "--max-cost", type=float, metavar="USD", help="cost budget (env SENTRY_AUTOFIX_MAX_COST)"
+    )
+    fix.add_argument(
+        "--blocked-path",
+        action="append",
+        metavar="GLOB",
+        help="extra path the agent may not edit (repeatable)",
+    )
+    fix.set_defaults(handler=_fix)
+
     return parser
 
 
@@ -72,6 +103,27 @@ def _triage(args: argparse.Namespace) -> int:
     from sentry_autofix.pipeline import triage_command
 
     return triage_command(args, _settings_from(args))
+
+
+def _fix(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.fix import fix_command
+
+    settings = load_settings(
+        sentry_url=args.sentry_url,
+        sentry_org=args.org,
+        source_roots=args.source_root,
+        path_map=args.path_map,
+        test_command=args.test_command,
+        test_timeout=args.test_timeout,
+        llm=args.llm,
+        model=args.model,
+        max_turns=args.max_turns,
+        max_tokens=args.max_tokens,
+        max_cost_usd=args.max_cost,
+        blocked_paths=args.blocked_path,
+    )
+    return fix_command(args, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,18 +1,18 @@
 """One exception hierarchy; every message says what the user can do about it.
 
-    AutofixError
-    ├── ConfigError          a setting is missing or wrong (exit code 2)
-    ├── InputError           a file or argument we were given cannot be used (exit code 2)
-    ├── SourceError          the error source (Sentry) failed
-    │   ├── SourceAuthError      401/403: token or scopes
-    │   └── SourceNotFound       404: issue id / organization
-    ├── CodeHostError        GitHub failed
-    │   ├── NotFound
-    │   ├── Forbidden
-    │   └── RateLimited
-    ├── LLMError             the model provider failed
-    ├── GitError             a git command failed
-    └── GuardViolation       a change or a read crossed a guardrail
+AutofixError
+├── ConfigError          a setting is missing or wrong (exit code 2)
+├── InputError           a file or argument we were given cannot be used (exit code 2)
+├── SourceError          the error source (Sentry) failed
+│   ├── SourceAuthError      401/403: token or scopes
+│   └── SourceNotFound       404: issue id / organization
+├── CodeHostError        GitHub failed
+│   ├── NotFound
+│   ├── Forbidden
+│   └── RateLimited
+├── LLMError             the model provider failed
+├── GitError             a git command failed
+└── GuardViolation       a change or a read crossed a guardrail
 """
 
 from __future__ import annotations

@@ -17,7 +17,12 @@ class ErrorSource(Protocol):
         """The issue's most recent event, with its `issue` filled in."""
         ...
 
-    def list_issues(self, project: str | None = None, query: str = "is:unresolved", limit: int = 100,
-                    stats_period: str | None = None) -> Iterator[IssueInfo]: ...
+    def list_issues(
+        self,
+        project: str | None = None,
+        query: str = "is:unresolved",
+        limit: int = 100,
+        stats_period: str | None = None,
+    ) -> Iterator[IssueInfo]: ...
 
     def add_comment(self, issue_id: str, text: str) -> None: ...
