@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn Sentry production errors into reviewed fix pull requests, in your own CI.",
     )
     parser.add_argument("--version", action="version", version=f"sentry-autofix {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     triage = sub.add_parser("triage", help="map an error onto the workspace and report (no LLM)")
@@ -140,3 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sentry-autofix: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the edge: a bug of ours becomes one line, not a traceback
+        if args.debug:
+            raise
+        print(
+            f"sentry-autofix: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1

@@ -62,9 +62,7 @@ class Settings(BaseSettings):
     # --- Sentry -------------------------------------------------------------------------------
     sentry_url: str = Field("https://sentry.io", validation_alias=_env("SENTRY_URL", "sentry_url"))
     """Base URL of Sentry: sentry.io, a region host (us.sentry.io) or self-hosted."""
-    sentry_auth_token: SecretStr | None = Field(
-        None, validation_alias=_env("SENTRY_AUTH_TOKEN", "sentry_auth_token")
-    )
+    sentry_auth_token: SecretStr | None = Field(None, validation_alias=_env("SENTRY_AUTH_TOKEN", "sentry_auth_token"))
     """Internal-integration or user auth token (scopes: event:read, project:read; event:write to comment)."""
     sentry_org: str | None = Field(None, validation_alias=_env("SENTRY_ORG", "sentry_org"))
     sentry_projects: CommaList = Field(
@@ -76,13 +74,9 @@ class Settings(BaseSettings):
     )
 
     # --- GitHub -------------------------------------------------------------------------------
-    github_api_url: str = Field(
-        "https://api.github.com", validation_alias=_env("GITHUB_API_URL", "github_api_url")
-    )
+    github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL", "github_api_url"))
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN", "github_token"))
-    github_repository: str | None = Field(
-        None, validation_alias=_env("GITHUB_REPOSITORY", "github_repository")
-    )
+    github_repository: str | None = Field(None, validation_alias=_env("GITHUB_REPOSITORY", "github_repository"))
     base_branch: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_BASE_BRANCH", "base_branch"))
     """Branch to fix against and open PRs into; default: the repository's default branch."""
     branch_prefix: str = Field(
@@ -101,28 +95,18 @@ class Settings(BaseSettings):
         "anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm")
     )
     model: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_MODEL", "model"))
-    anthropic_api_key: SecretStr | None = Field(
-        None, validation_alias=_env("ANTHROPIC_API_KEY", "anthropic_api_key")
-    )
-    anthropic_base_url: str | None = Field(
-        None, validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url")
-    )
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY", "anthropic_api_key"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY", "openai_api_key"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL", "openai_base_url"))
     max_turns: int = Field(30, ge=1, validation_alias=_env("SENTRY_AUTOFIX_MAX_TURNS", "max_turns"))
-    max_tokens: int = Field(
-        400_000, ge=1000, validation_alias=_env("SENTRY_AUTOFIX_MAX_TOKENS", "max_tokens")
-    )
+    max_tokens: int = Field(400_000, ge=1000, validation_alias=_env("SENTRY_AUTOFIX_MAX_TOKENS", "max_tokens"))
     """Total input+output token budget for one fix."""
     max_cost_usd: float = Field(2.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_MAX_COST", "max_cost_usd"))
 
     # --- Workspace ----------------------------------------------------------------------------
-    test_command: str | None = Field(
-        None, validation_alias=_env("SENTRY_AUTOFIX_TEST_COMMAND", "test_command")
-    )
-    test_timeout: float = Field(
-        600.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_TEST_TIMEOUT", "test_timeout")
-    )
+    test_command: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_TEST_COMMAND", "test_command"))
+    test_timeout: float = Field(600.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_TEST_TIMEOUT", "test_timeout"))
     blocked_paths: CommaList = Field(
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_BLOCKED_PATHS", "blocked_paths")
     )

@@ -1,0 +1,1 @@
+"""A tiny shop: the demo app sentry-autofix triages and fixes."""

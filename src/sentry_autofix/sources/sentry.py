@@ -1,0 +1,222 @@
+"""Sentry REST API client (requests): the ErrorSource for sentry.io, region hosts and self-hosted.
+
+Bearer auth; organization-scoped paths with the legacy `/api/0/issues/{id}/…` as fallback;
+`Link`-cursor pagination; bounded retries on 429/5xx that honour `X-Sentry-Rate-Limit-Reset`
+(epoch seconds; Sentry sends no Retry-After) — SPEC §10.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+
+from sentry_autofix import __version__
+from sentry_autofix.config import Settings
+from sentry_autofix.errors import ConfigError, SourceAuthError, SourceError, SourceNotFound
+from sentry_autofix.models import ErrorEvent, IssueInfo
+from sentry_autofix.sources.sentry_event import parse_event, parse_issue
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+MAX_WAIT = 60.0
+"""Longest single wait for a rate limit; beyond it we give up rather than stall the job."""
+_SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$")
+
+
+class SentryClient:
+    """Implements `sources.ErrorSource` against the Sentry API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.sentry_auth_token is None:
+            raise ConfigError("Sentry access needs a token: set SENTRY_AUTH_TOKEN (input sentry-auth-token)")
+        self.base = settings.sentry_url.rstrip("/")
+        if not self.base.startswith(("http://", "https://")):
+            raise ConfigError(f"SENTRY_URL must start with https:// (got {settings.sentry_url!r})")
+        self.org = settings.sentry_org
+        self.timeout = settings.sentry_timeout
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {settings.sentry_auth_token.get_secret_value()}",
+                "User-Agent": f"sentry-autofix/{__version__}",
+                "Accept": "application/json",
+            }
+        )
+        self._sleep = sleep
+        self._clock = clock
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _wait_for(self, resp: requests.Response, attempt: int) -> float:
+        reset = resp.headers.get("X-Sentry-Rate-Limit-Reset")
+        retry_after = resp.headers.get("Retry-After")
+        try:
+            if reset is not None:
+                return max(0.0, float(reset) - self._clock()) + 0.1
+            if retry_after is not None:
+                return float(retry_after)
+        except ValueError:
+            pass
+        return min(MAX_WAIT, 0.5 * float(2**attempt))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = path if path.startswith("http") else f"{self.base}{path}"
+        last_problem = ""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except requests.Timeout:
+                last_problem = f"timed out after {self.timeout:.0f}s"
+                self._sleep(min(MAX_WAIT, 0.5 * 2**attempt))
+                continue
+            except requests.ConnectionError as exc:
+                raise SourceError(
+                    f"cannot reach Sentry at {self.base}: check SENTRY_URL ({type(exc).__name__})"
+                ) from exc
+            if resp.status_code == 429 or resp.status_code >= 500:
+                wait = self._wait_for(resp, attempt)
+                last_problem = f"HTTP {resp.status_code}"
+                if wait > MAX_WAIT or attempt == MAX_ATTEMPTS - 1:
+                    break
+                log.info("Sentry answered %s; retrying in %.1fs", resp.status_code, wait)
+                self._sleep(wait)
+                continue
+            self._raise_for(resp)
+            return resp
+        raise SourceError(f"Sentry API {method} {path} failed after retries: {last_problem}")
+
+    def _raise_for(self, resp: requests.Response) -> None:
+        if resp.status_code < 400:
+            return
+        detail = _detail(resp)
+        if resp.status_code == 401:
+            raise SourceAuthError(f"Sentry rejected the token (401 {detail}): check SENTRY_AUTH_TOKEN")
+        if resp.status_code == 403:
+            raise SourceAuthError(
+                f"Sentry token lacks permission (403 {detail}): give the integration the scopes "
+                "event:read and project:read (event:write to comment), or check SENTRY_ORG"
+            )
+        if resp.status_code == 404:
+            raise SourceNotFound(f"not found in Sentry (404 {detail}): check the issue id and SENTRY_ORG")
+        raise SourceError(f"Sentry API error {resp.status_code}: {detail}")
+
+    def _get_json(self, *paths: str, params: dict[str, Any] | None = None) -> Any:
+        """GET the first path that exists (org-scoped first, legacy after)."""
+        for i, path in enumerate(paths):
+            try:
+                return self.request("GET", path, params=params).json()
+            except SourceNotFound:
+                if i == len(paths) - 1:
+                    raise
+            except ValueError as exc:
+                raise SourceError(f"Sentry returned a body that is not JSON for {path}") from exc
+        raise AssertionError("unreachable")
+
+    def _issue_paths(self, issue_id: str, suffix: str = "") -> list[str]:
+        paths = [f"/api/0/issues/{issue_id}/{suffix}"]
+        if self.org:
+            paths.insert(0, f"/api/0/organizations/{self.org}/issues/{issue_id}/{suffix}")
+        return paths
+
+    # --- ErrorSource ---------------------------------------------------------------------------
+
+    def resolve_issue_id(self, issue: str) -> str:
+        issue = issue.strip()
+        if issue.isdigit():
+            return issue
+        if _SHORT_ID.match(issue):
+            if not self.org:
+                raise ConfigError(f"short id {issue} needs the organization: set SENTRY_ORG")
+            data = self._get_json(f"/api/0/organizations/{self.org}/shortids/{issue.upper()}/")
+            group_id = data.get("groupId") if isinstance(data, dict) else None
+            if not group_id:
+                raise SourceNotFound(f"Sentry has no issue with short id {issue}")
+            return str(group_id)
+        raise ConfigError(f"--issue {issue!r} is neither a numeric Sentry issue id nor a short id like APP-1F")
+
+    def get_issue(self, issue_id: str) -> IssueInfo:
+        issue_id = self.resolve_issue_id(issue_id)
+        return parse_issue(self._get_json(*self._issue_paths(issue_id)))
+
+    def latest_event(self, issue_id: str) -> ErrorEvent:
+        issue = self.get_issue(issue_id)
+        raw = self._get_json(*self._issue_paths(issue.id, "events/latest/"))
+        event = parse_event(raw)
+        event.issue = issue
+        event.issue_id = issue.id
+        event.short_id = issue.short_id
+        event.permalink = event.permalink or issue.permalink
+        return event
+
+    def list_issues(
+        self,
+        project: str | None = None,
+        query: str = "is:unresolved",
+        limit: int = 100,
+        stats_period: str | None = None,
+    ) -> Iterator[IssueInfo]:
+        if not self.org:
+            raise ConfigError("listing issues needs the organization: set SENTRY_ORG")
+        params: dict[str, Any] = {"query": query, "limit": min(100, max(1, limit))}
+        if stats_period:
+            params["statsPeriod"] = stats_period
+        path = (
+            f"/api/0/projects/{self.org}/{project}/issues/" if project else f"/api/0/organizations/{self.org}/issues/"
+        )
+        url: str | None = path
+        seen = 0
+        while url and seen < limit:
+            resp = self.request("GET", url, params=params if url == path else None)
+            try:
+                items = resp.json()
+            except ValueError as exc:
+                raise SourceError("Sentry returned a body that is not JSON while listing issues") from exc
+            if not isinstance(items, list):
+                raise SourceError("Sentry's issue listing was not a list")
+            for item in items:
+                if seen >= limit:
+                    return
+                yield parse_issue(item)
+                seen += 1
+            nxt = resp.links.get("next", {})
+            url = nxt.get("url") if nxt.get("results") == "true" else None
+
+    def add_comment(self, issue_id: str, text: str) -> None:
+        paths = self._issue_paths(issue_id, "comments/")
+        try:
+            self.request("POST", paths[0], json={"text": text[:4000]})
+        except SourceError as exc:
+            # The same text twice within an hour is a 400 from Sentry: the comment is there already.
+            if "400" in str(exc) and "duplicate" in str(exc).lower():
+                log.info("Sentry comment already present on issue %s", issue_id)
+                return
+            raise
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.reason or ""
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("error") or body.get("message")
+        if isinstance(detail, str):
+            return detail[:300]
+        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+            return str(detail["message"])[:300]
+        return str(body)[:300]
+    if isinstance(body, list) and body and isinstance(body[0], str):
+        return body[0][:300]
+    return resp.reason or ""

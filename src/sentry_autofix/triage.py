@@ -1,0 +1,197 @@
+"""Triage: the error mapped onto the workspace, suspects and suspect commits — no LLM.
+
+`build_triage` is what the agent's context and the triage issue stand on; `render_markdown` and
+`to_json` are the two report formats of `sentry-autofix triage` (JSON per SPEC §3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sentry_autofix.config import Settings
+from sentry_autofix.models import ErrorEvent, TriageReport
+from sentry_autofix.workspace.mapping import MapOptions, WorkspaceIndex, map_event
+from sentry_autofix.workspace.suspects import rank, suspect_commits
+
+CODE_WINDOWS = 3
+
+
+def build_triage(
+    event: ErrorEvent, workspace: Path, settings: Settings, index: WorkspaceIndex | None = None
+) -> TriageReport:
+    index = index or WorkspaceIndex.scan(workspace)
+    options = MapOptions(source_roots=tuple(settings.source_roots), prefix_map=tuple(settings.prefix_map))
+    frames = map_event(event, index, options)
+    suspects = rank(event, frames, index.root)
+    commits = suspect_commits(index.root, event, suspects)
+    windows = {
+        f"{s.path}:{s.line}": index.window(s.path, s.line) for s in suspects[:CODE_WINDOWS] if s.line is not None
+    }
+    return TriageReport(event=event, frames=frames, suspects=suspects, suspect_commits=commits, code_windows=windows)
+
+
+def issue_summary(event: ErrorEvent) -> dict[str, Any]:
+    issue = event.issue
+    return {
+        "id": (issue.id if issue else None) or event.issue_id,
+        "short_id": (issue.short_id if issue else None) or event.short_id,
+        "title": (issue.title if issue else None) or event.title or event.headline,
+        "permalink": (issue.permalink if issue else None) or event.permalink,
+        "project": issue.project if issue else None,
+        "level": (issue.level if issue else None) or event.level,
+        "status": issue.status if issue else None,
+        "substatus": issue.substatus if issue else None,
+        "priority": issue.priority if issue else None,
+        "count": issue.count if issue else None,
+        "user_count": issue.user_count if issue else None,
+        "first_seen": issue.first_seen.isoformat() if issue and issue.first_seen else None,
+        "last_seen": issue.last_seen.isoformat() if issue and issue.last_seen else None,
+        "platform": event.platform or (issue.platform if issue else None),
+        "environment": event.environment,
+        "release": event.release,
+        "event_id": event.event_id,
+    }
+
+
+def to_json(report: TriageReport) -> dict[str, Any]:
+    event = report.event
+    return {
+        "issue": issue_summary(event),
+        "error": {
+            "headline": event.headline,
+            "type": event.crashing_exception.type if event.crashing_exception else None,
+            "value": event.crashing_exception.value if event.crashing_exception else event.message,
+        },
+        "exceptions": [
+            {"type": e.type, "value": e.value, "mechanism": e.mechanism.type if e.mechanism else None}
+            for e in event.exceptions
+        ],
+        "frames": [
+            {
+                "path": f.path,
+                "line": f.line,
+                "function": f.function,
+                "in_app": f.in_app,
+                "original_path": f.original_path,
+                "exception_index": f.exception_index,
+                "verified": f.verified,
+                "reason": f.reason,
+            }
+            for f in report.frames
+        ],
+        "suspects": [s.model_dump() for s in report.suspects],
+        "suspect_commits": [c.model_dump(mode="json") for c in report.suspect_commits],
+    }
+
+
+def _code(text: str | None) -> str:
+    """Inline code that untrusted text cannot break out of."""
+    if not text:
+        return "``"
+    text = text.replace("\n", " ").replace("\r", " ")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def _lang(path: str) -> str:
+    return {
+        ".py": "python",
+        ".js": "javascript",
+        ".ts": "typescript",
+        ".tsx": "tsx",
+        ".jsx": "jsx",
+        ".java": "java",
+        ".kt": "kotlin",
+        ".go": "go",
+        ".rb": "ruby",
+        ".php": "php",
+        ".cs": "csharp",
+    }.get(Path(path).suffix, "")
+
+
+def render_markdown(report: TriageReport) -> str:
+    event = report.event
+    info = issue_summary(event)
+    out: list[str] = [f"# {_code(event.headline)}", ""]
+    facts = []
+    if info["short_id"] or info["id"]:
+        label = info["short_id"] or info["id"]
+        facts.append(f"Sentry issue [{label}]({info['permalink']})" if info["permalink"] else f"Sentry issue {label}")
+    for key in ("project", "level", "environment", "release", "platform"):
+        if info[key]:
+            facts.append(f"{key}: {_code(str(info[key]))}")
+    if info["count"] is not None:
+        facts.append(f"{info['count']} events" + (f", {info['user_count']} users" if info["user_count"] else ""))
+    if info["first_seen"]:
+        facts.append(f"first seen {info['first_seen']}")
+    if info["last_seen"]:
+        facts.append(f"last seen {info['last_seen']}")
+    if facts:
+        out += [" · ".join(facts), ""]
+
+    if len(event.exceptions) > 1:
+        out += ["## Exception chain (root cause first)", ""]
+        for i, exc in enumerate(event.exceptions):
+            role = " — root cause" if i == 0 else (" — surfaced" if i == len(event.exceptions) - 1 else "")
+            out.append(f"{i + 1}. {_code(f'{exc.type}: {exc.value}' if exc.value else exc.type)}{role}")
+        out.append("")
+
+    out += ["## Where to look", ""]
+    if report.suspects:
+        out += ["| # | file | line | function | score | why |", "|---|---|---|---|---|---|"]
+        for i, s in enumerate(report.suspects[:10], 1):
+            out.append(
+                f"| {i} | `{s.path}` | {s.line or ''} | {_code(s.function) if s.function else ''} | "
+                f"{s.score:.2f} | {'; '.join(s.reasons)} |"
+            )
+        out.append("")
+        for key, window in report.code_windows.items():
+            path = key.rsplit(":", 1)[0]
+            out += [f"### `{key}`", "", f"````{_lang(path)}", window, "````", ""]
+    else:
+        out += ["No frame of this error maps onto a file of the workspace.", ""]
+
+    crash_idx = len(event.exceptions) - 1
+    frames = [f for f in report.frames if f.exception_index == crash_idx]
+    if frames:
+        out += ["## Stack of the surfaced exception (newest call last)", ""]
+        out += ["| function | reported path | workspace | in app |", "|---|---|---|---|"]
+        for f in frames[-25:]:
+            where = f"`{f.path}:{f.line}`" if f.path else f"unmapped ({f.reason})"
+            reported = _code(f.original_path) if f.original_path else ""
+            out.append(
+                f"| {_code(f.function) if f.function else ''} | {reported} | {where} | {'yes' if f.in_app else ''} |"
+            )
+        out.append("")
+
+    out += ["## Suspect commits", ""]
+    if report.suspect_commits:
+        out += ["| commit | author | date | summary | why |", "|---|---|---|---|---|"]
+        for c in report.suspect_commits:
+            out.append(
+                f"| `{c.short_sha}` | {_code(c.author)} | {c.date.date().isoformat()} | {_code(c.summary)} | "
+                f"{'; '.join(c.reasons)} |"
+            )
+    else:
+        out.append("None found (no history before the issue was first seen, or no mapped lines).")
+    out.append("")
+
+    if event.breadcrumbs:
+        out += ["## Last breadcrumbs", ""]
+        for b in event.breadcrumbs[-10:]:
+            label = " ".join(x for x in (b.category, b.level) if x)
+            out.append(
+                f"- {b.timestamp or ''} {label}: {_code(b.message or ', '.join(f'{k}={v}' for k, v in b.data.items()))}"
+            )
+        out.append("")
+    if event.request and (event.request.method or event.request.url):
+        line = " ".join(x for x in (event.request.method, event.request.url) if x)
+        out += ["## Request", "", _code(line), ""]
+
+    unmapped = [f for f in report.frames if f.path is None]
+    out.append(
+        f"_{len(report.frames) - len(unmapped)} of {len(report.frames)} frames mapped onto the workspace; "
+        f"unmapped frames are reported, never guessed._"
+    )
+    return "\n".join(out) + "\n"
