@@ -58,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- fix (issue 3: the fix agent) ---
     fix = sub.add_parser("fix", help="let the agent fix the error in the workspace and run the tests")
     _add_event_args(fix)
-    fix.add_argument(
-        "--dry-run", action="store_true", help="print the diff and PR text; leave the workspace as found"
-    )
+    fix.add_argument("--dry-run", action="store_true", help="print the diff and PR text; leave the workspace as found")
     fix.add_argument(
         "--test-command",
         metavar="CMD",
@@ -69,15 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--test-timeout", type=float, metavar="S", help="seconds before the tests are killed")
     fix.add_argument("--llm", choices=["anthropic", "openai"], help="model provider (env SENTRY_AUTOFIX_LLM)")
     fix.add_argument("--model", metavar="NAME", help="model name (env SENTRY_AUTOFIX_MODEL)")
-    fix.add_argument(
-        "--max-turns", type=int, metavar="N", help="agent turn cap (env SENTRY_AUTOFIX_MAX_TURNS)"
-    )
-    fix.add_argument(
-        "--max-tokens", type=int, metavar="N", help="token budget (env SENTRY_AUTOFIX_MAX_TOKENS)"
-    )
-    fix.add_argument(
-        "--max-cost", type=float, metavar="USD", help="cost budget (env SENTRY_AUTOFIX_MAX_COST)"
-    )
+    fix.add_argument("--max-turns", type=int, metavar="N", help="agent turn cap (env SENTRY_AUTOFIX_MAX_TURNS)")
+    fix.add_argument("--max-tokens", type=int, metavar="N", help="token budget (env SENTRY_AUTOFIX_MAX_TOKENS)")
+    fix.add_argument("--max-cost", type=float, metavar="USD", help="cost budget (env SENTRY_AUTOFIX_MAX_COST)")
     fix.add_argument(
         "--blocked-path",
         action="append",

@@ -39,7 +39,8 @@ SECRET_READ_PATHS: tuple[str, ...] = (
 )
 """Paths the agent may not even read: nothing secret goes to the LLM."""
 
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"}
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "openai": "gpt-4.1"}
+"""Current Sonnet (claude-sonnet-4-5 reaches end-of-life on 2026-11-30, per the SDK's deprecation table)."""
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -69,9 +70,7 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENTRY_PROJECTS", "sentry_projects")
     )
     """Project slugs to poll; empty means every project of the organization."""
-    sentry_timeout: float = Field(
-        20.0, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_TIMEOUT", "sentry_timeout")
-    )
+    sentry_timeout: float = Field(20.0, validation_alias=_env("SENTRY_AUTOFIX_SENTRY_TIMEOUT", "sentry_timeout"))
 
     # --- GitHub -------------------------------------------------------------------------------
     github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL", "github_api_url"))
@@ -91,9 +90,7 @@ class Settings(BaseSettings):
     """Below this confidence the PR is opened as a draft."""
 
     # --- LLM ----------------------------------------------------------------------------------
-    llm: Literal["anthropic", "openai"] = Field(
-        "anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm")
-    )
+    llm: Literal["anthropic", "openai"] = Field("anthropic", validation_alias=_env("SENTRY_AUTOFIX_LLM", "llm"))
     model: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_MODEL", "model"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY", "anthropic_api_key"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url"))
@@ -111,27 +108,19 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_BLOCKED_PATHS", "blocked_paths")
     )
     """Extra globs, added to DEFAULT_BLOCKED_PATHS."""
-    scrub_env: CommaList = Field(
-        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env")
-    )
+    scrub_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env"))
     """Extra environment variable names removed before running tests."""
     source_roots: CommaList = Field(
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SOURCE_ROOTS", "source_roots")
     )
     """Repo folders preferred when a frame's file could be in several places (monorepos)."""
-    path_map: CommaList = Field(
-        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map")
-    )
+    path_map: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map"))
     """`deployed_prefix=repo_prefix` pairs, e.g. `/srv/app/=services/api/`."""
 
     # --- Agent (issue 3: the fix agent) --------------------------------------------------------
-    llm_timeout: float = Field(
-        120.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_TIMEOUT", "llm_timeout")
-    )
+    llm_timeout: float = Field(120.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_TIMEOUT", "llm_timeout"))
     """Seconds one model request may take."""
-    llm_max_retries: int = Field(
-        4, ge=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_MAX_RETRIES", "llm_max_retries")
-    )
+    llm_max_retries: int = Field(4, ge=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_MAX_RETRIES", "llm_max_retries"))
     """Retries on 408/409/429/5xx (529 overloaded included), honouring retry-after."""
     llm_max_output_tokens: int = Field(
         8192,
@@ -151,12 +140,8 @@ class Settings(BaseSettings):
     """How many times failing tests after `finish` are fed back to the model for another attempt."""
 
     # --- Notifications ------------------------------------------------------------------------
-    slack_webhook_url: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url")
-    )
-    slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token")
-    )
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token"))
     slack_channel: str | None = Field(None, validation_alias=_env("SLACK_CHANNEL", "slack_channel"))
     discord_webhook_url: SecretStr | None = Field(
         None, validation_alias=_env("DISCORD_WEBHOOK_URL", "discord_webhook_url")

@@ -26,6 +26,7 @@ from sentry_autofix.agent.tools import TestRunner, Toolbox
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
+from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
@@ -211,9 +212,7 @@ def _safe_lines(text: str) -> str:
 def render_pr_text(result: FixResult, event: ErrorEvent) -> str:
     """Plain PR title and body for `--dry-run` (delivery renders and neutralises the real one)."""
     u = result.usage
-    files = "\n".join(
-        f"- `{f.path}` (+{f.added} −{f.removed}{', new' if f.is_new else ''})" for f in result.files
-    )
+    files = "\n".join(f"- `{f.path}` (+{f.added} −{f.removed}{', new' if f.is_new else ''})" for f in result.files)
     tests = result.tests
     test_line = f"{tests.status}" + (f" (`{tests.command}`, exit {tests.exit_code})" if tests.command else "")
     parts = [
@@ -250,26 +249,12 @@ def render_pr_text(result: FixResult, event: ErrorEvent) -> str:
     return _safe_lines("\n".join(parts))
 
 
-def _load_event(args: argparse.Namespace, settings: Settings) -> ErrorEvent:
-    if getattr(args, "event_file", None):
-        from sentry_autofix.sources.sentry_event import load_event_file
-
-        return load_event_file(args.event_file)
-    if getattr(args, "issue", None):
-        try:
-            from sentry_autofix.sources.sentry import fetch_latest_event  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise InputError("fetching an issue from Sentry is not available yet: use --event-file") from exc
-        event: ErrorEvent = fetch_latest_event(args.issue, settings)
-        return event
-    raise InputError("pass --issue or --event-file")
-
-
 def fix_command(
     args: argparse.Namespace,
     settings: Settings,
     *,
     llm: LLM | None = None,
+    source: ErrorSource | None = None,
     deliver: Callable[[FixRun, ErrorEvent], RunStatus] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -278,16 +263,22 @@ def fix_command(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     dry_run = bool(getattr(args, "dry_run", False))
-    event = _load_event(args, settings)
+    from sentry_autofix.pipeline import fetch_event, make_source, resolve_workspace
+
+    workspace = resolve_workspace(getattr(args, "workspace", None))
+    event = fetch_event(args, settings, source or make_source(settings))
+    owned = llm is None
     if llm is None:
         from sentry_autofix.agent.llm import build_llm
 
         llm = build_llm(settings)
-    workspace = Path(getattr(args, "workspace", None) or ".")
-    print(
-        f"sentry-autofix: fixing {event.headline[:120]!r} with {settings.llm}/{settings.model_name}", file=err
-    )
-    run = run_fix(event, workspace, settings, llm, keep_changes=not dry_run)
+    print(f"sentry-autofix: fixing {event.headline[:120]!r} with {settings.llm}/{settings.model_name}", file=err)
+    try:
+        run = run_fix(event, workspace, settings, llm, keep_changes=not dry_run)
+    finally:
+        close = getattr(llm, "close", None)
+        if owned and callable(close):
+            close()
     result = run.result
     status: RunStatus
     if result.status == "fixed":
@@ -309,7 +300,8 @@ def fix_command(
     u = result.usage
     print(
         f"sentry-autofix: {u.turns} turns, "
-        f"{u.input_tokens + u.cache_read_tokens + u.cache_write_tokens} input / {u.output_tokens} output tokens, ~${u.cost_usd:.4f}, tests {result.tests.status}, "
+        f"{u.input_tokens + u.cache_read_tokens + u.cache_write_tokens} input / {u.output_tokens} output tokens, "
+        f"~${u.cost_usd:.4f}, tests {result.tests.status}, "
         f"reproduced {result.reproduced}",
         file=err,
     )

@@ -38,7 +38,7 @@ def to_wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
         if isinstance(msg, UserMessage):
             wire.append({"role": "user", "content": [{"type": "text", "text": msg.text}]})
         elif isinstance(msg, AssistantTurn):
-            blocks: list[dict[str, Any]] = []
+            blocks: list[dict[str, Any]] = [dict(b) for b in msg.replay]
             if msg.text:
                 blocks.append({"type": "text", "text": msg.text})
             for call in msg.tool_calls:
@@ -73,8 +73,11 @@ def to_wire_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
 def from_wire_message(message: Any) -> AssistantTurn:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    replay: list[dict[str, Any]] = []
     for block in message.content:
-        if block.type == "text":
+        if block.type in ("thinking", "redacted_thinking"):
+            replay.append(block.model_dump(mode="json", exclude_none=True))
+        elif block.type == "text":
             texts.append(block.text)
         elif block.type == "tool_use":
             raw = block.input
@@ -82,9 +85,7 @@ def from_wire_message(message: Any) -> AssistantTurn:
                 calls.append(ToolCall(id=block.id, name=block.name, input=dict(raw)))
             else:
                 calls.append(
-                    ToolCall(
-                        id=block.id, name=block.name, input={}, input_error="tool input is not a JSON object"
-                    )
+                    ToolCall(id=block.id, name=block.name, input={}, input_error="tool input is not a JSON object")
                 )
     u = message.usage
     usage = TurnUsage(
@@ -94,7 +95,11 @@ def from_wire_message(message: Any) -> AssistantTurn:
         cache_write_tokens=getattr(u, "cache_creation_input_tokens", None) or 0,
     )
     return AssistantTurn(
-        text="\n".join(texts), tool_calls=tuple(calls), stop_reason=message.stop_reason, usage=usage
+        text="\n".join(texts),
+        tool_calls=tuple(calls),
+        stop_reason=message.stop_reason,
+        usage=usage,
+        replay=tuple(replay),
     )
 
 
@@ -117,9 +122,7 @@ class AnthropicLLM:
 
         key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else ""
         if not key:
-            raise ConfigError(
-                "no Anthropic API key: set ANTHROPIC_API_KEY (or choose SENTRY_AUTOFIX_LLM=openai)"
-            )
+            raise ConfigError("no Anthropic API key: set ANTHROPIC_API_KEY (or choose SENTRY_AUTOFIX_LLM=openai)")
         client = anthropic_sdk.Anthropic(
             api_key=key,
             base_url=settings.anthropic_base_url or None,
@@ -127,6 +130,10 @@ class AnthropicLLM:
             max_retries=settings.llm_max_retries,
         )
         return cls(client, settings.model_name, settings.llm_max_output_tokens)
+
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self.client.close()
 
     def complete(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AssistantTurn:
         import anthropic as anthropic_sdk
@@ -140,9 +147,7 @@ class AnthropicLLM:
                 tools=to_wire_tools(tools),  # type: ignore[arg-type]
             )
         except anthropic_sdk.AuthenticationError as exc:
-            raise ConfigError(
-                f"Anthropic refused the API key (401): check ANTHROPIC_API_KEY ({exc.message})"
-            ) from exc
+            raise ConfigError(f"Anthropic refused the API key (401): check ANTHROPIC_API_KEY ({exc.message})") from exc
         except anthropic_sdk.APIStatusError as exc:
             raise LLMError(
                 f"Anthropic API error {exc.status_code} after retries: {exc.message} "

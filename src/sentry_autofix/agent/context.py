@@ -106,9 +106,7 @@ def _event_block(event: ErrorEvent, frames: list[MappedFrame], max_crumbs: int) 
         shown = [f for f in frames if f.in_app and f.path] or frames[-8:]
         skipped = len(frames) - len(shown)
         for f in shown[-12:]:
-            where = (
-                f"{f.path}:{f.line}" if f.path else f"(not in repo) {untrusted(f.original_path or '?', 120)}"
-            )
+            where = f"{f.path}:{f.line}" if f.path else f"(not in repo) {untrusted(f.original_path or '?', 120)}"
             func = untrusted(f.function or "?", 120)
             mark = "" if f.verified is not False else "  [line may have drifted]"
             out.append(f"  - {where} in {func}{mark}")
@@ -161,9 +159,7 @@ def _windows(frames: list[MappedFrame], guard: PathGuard, max_windows: int) -> l
             continue
         lo, hi = max(1, line - radius), min(len(lines), line + radius)
         width = len(str(hi))
-        body = "\n".join(
-            f"{'>' if n == line else ' '}{n:>{width}}  {lines[n - 1][:200]}" for n in range(lo, hi + 1)
-        )
+        body = "\n".join(f"{'>' if n == line else ' '}{n:>{width}}  {lines[n - 1][:200]}" for n in range(lo, hi + 1))
         out.append(f"### {path}:{line} ({function or '?'})\n{body}")
     return out
 
@@ -190,9 +186,7 @@ def _layout(workspace: Path, paths: Iterable[str], limit: int = 15) -> str:
     if tests:
         more = f" (+{len(tests) - 20} more)" if len(tests) > 20 else ""
         lines.append(f"test files: {', '.join(tests[:20])}{more}")
-    elif not any(
-        re.search(r"(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[jt]sx?$", f) for f in files
-    ):
+    elif not any(re.search(r"(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[jt]sx?$", f) for f in files):
         lines.append("test files: none found (there may be no test suite)")
     return "\n".join(lines)
 

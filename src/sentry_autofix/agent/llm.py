@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
@@ -58,6 +58,9 @@ class AssistantTurn:
     tool_calls: tuple[ToolCall, ...] = ()
     stop_reason: str | None = None
     usage: TurnUsage = field(default_factory=TurnUsage)
+    replay: tuple[dict[str, Any], ...] = ()
+    """Provider blocks that must be sent back verbatim on the next turn (Anthropic thinking blocks,
+    which the API requires unchanged before tool results when thinking is on)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class ToolResults:
     """Extra user text sent with the results (e.g. the budget left)."""
 
 
-Message = Union[UserMessage, AssistantTurn, ToolResults]
+Message = UserMessage | AssistantTurn | ToolResults
 
 
 class LLM(Protocol):
@@ -75,9 +78,7 @@ class LLM(Protocol):
 
     model: str
 
-    def complete(
-        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
-    ) -> AssistantTurn: ...
+    def complete(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AssistantTurn: ...
 
 
 PROVIDERS: dict[str, str] = {

@@ -82,10 +82,7 @@ class _Meter:
         left = self.budget.max_turns - self.usage.turns
         if left <= 3:
             return f"Budget: {left} turn(s) left. Finish soon: make the minimal fix and call `finish`."
-        if (
-            self.tokens >= 0.8 * self.budget.max_tokens
-            or self.usage.cost_usd >= 0.8 * self.budget.max_cost_usd
-        ):
+        if self.tokens >= 0.8 * self.budget.max_tokens or self.usage.cost_usd >= 0.8 * self.budget.max_cost_usd:
             return "Budget: over 80% of the token/cost budget is spent. Finish soon."
         return None
 

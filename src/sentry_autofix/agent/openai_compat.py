@@ -99,9 +99,7 @@ def to_wire_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
 def from_wire_response(body: Mapping[str, Any]) -> AssistantTurn:
     choices = body.get("choices") or []
     if not choices:
-        raise LLMError(
-            "chat completion has no choices (is OPENAI_BASE_URL an OpenAI-compatible /v1 endpoint?)"
-        )
+        raise LLMError("chat completion has no choices (is OPENAI_BASE_URL an OpenAI-compatible /v1 endpoint?)")
     choice = choices[0]
     message = choice.get("message") or {}
     calls: list[ToolCall] = []
@@ -174,6 +172,10 @@ class OpenAICompatLLM:
             max_output_tokens=settings.llm_max_output_tokens,
         )
 
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self.session.close()
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
@@ -190,9 +192,7 @@ class OpenAICompatLLM:
         attempt = 0
         while True:
             try:
-                resp = self.session.post(
-                    self.url, json=payload, headers=self._headers(), timeout=self.timeout
-                )
+                resp = self.session.post(self.url, json=payload, headers=self._headers(), timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_retries:
                     raise LLMError(

@@ -1,6 +1,6 @@
 """Prices per million tokens, to turn usage into an estimated cost and enforce the cost budget.
 
-Figures are list prices in USD (Anthropic and OpenAI pricing pages, late 2025). Cache writes cost
+Figures are list prices in USD (Anthropic's model pages and OpenAI's pricing page, 2025–2026). Cache writes cost
 1.25x input and cache reads 0.1x input on Anthropic (5-minute cache); OpenAI bills cached input at
 its own rate. A model that is not in the table is priced like the most expensive Sonnet-class
 model, so the cost budget still bounds the run; `SENTRY_AUTOFIX_PRICE_INPUT`/`_OUTPUT` override.
@@ -38,6 +38,11 @@ def _openai(inp: float, out: float, cached: float) -> Price:
 
 
 PRICES: dict[str, Price] = {
+    "claude-fable-5": _anthropic(10.0, 50.0),
+    "claude-opus-5": _anthropic(5.0, 25.0),
+    "claude-sonnet-5": _anthropic(2.0, 10.0),
+    "claude-opus-4-6": _anthropic(5.0, 25.0),
+    "claude-sonnet-4-6": _anthropic(3.0, 15.0),
     "claude-opus-4-5": _anthropic(5.0, 25.0),
     "claude-opus-4-1": _anthropic(15.0, 75.0),
     "claude-opus-4": _anthropic(15.0, 75.0),

@@ -193,9 +193,7 @@ class Toolbox:
         if spec is None:
             return self._error(call, f"unknown tool {call.name!r}; available: {', '.join(TOOL_NAMES)}"), None
         if call.input_error:
-            return self._error(
-                call, f"{call.name}: {call.input_error}; send a JSON object matching the schema"
-            ), None
+            return self._error(call, f"{call.name}: {call.input_error}; send a JSON object matching the schema"), None
         try:
             args = validate_input(spec, call.input)
             if call.name == "finish":
@@ -216,9 +214,7 @@ class Toolbox:
     def _read_text(self, full: Path, rel: str) -> str:
         if not full.is_file():
             hint = self._similar_paths(rel)
-            raise ToolInputError(
-                f"{rel}: no such file" + (f"; did you mean {', '.join(hint)}?" if hint else "")
-            )
+            raise ToolInputError(f"{rel}: no such file" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
         data = full.read_bytes()
         if b"\x00" in data[:8192]:
             raise ToolInputError(f"{rel}: binary file, not shown")
@@ -243,11 +239,7 @@ class Toolbox:
         body = numbered(lines[start - 1 : end], start)
         if len(body) > limits.max_read_chars:
             body = body[: limits.max_read_chars] + "\n[… truncated: read a smaller range …]"
-        more = (
-            f"; {len(lines) - end} more lines: call again with start_line={end + 1}"
-            if end < len(lines)
-            else ""
-        )
+        more = f"; {len(lines) - end} more lines: call again with start_line={end + 1}" if end < len(lines) else ""
         return f"{rel} (lines {start}-{end} of {len(lines)}{more})\n{body}"
 
     def _ls_files(self, rel: str) -> list[str]:
@@ -272,9 +264,7 @@ class Toolbox:
             return f"no files under {rel}"
         cap = self.guard.limits.max_list_entries
         shown = "\n".join(files[:cap])
-        return shown + (
-            f"\n[… {len(files) - cap} more; list a narrower folder …]" if len(files) > cap else ""
-        )
+        return shown + (f"\n[… {len(files) - cap} more; list a narrower folder …]" if len(files) > cap else "")
 
     def _search_code(self, args: dict[str, Any]) -> str:
         pattern = args["pattern"]
@@ -443,9 +433,7 @@ def replace_once(text: str, old: str, new: str, rel: str = "file") -> str:
             "include more surrounding lines so it is unique"
         )
     if not hits:
-        close = difflib.get_close_matches(
-            old_lines[0].strip(), [fl.strip() for fl in file_lines], n=1, cutoff=0.6
-        )
+        close = difflib.get_close_matches(old_lines[0].strip(), [fl.strip() for fl in file_lines], n=1, cutoff=0.6)
         hint = ""
         if close:
             line_no = next(i for i, fl in enumerate(file_lines) if fl.strip() == close[0]) + 1

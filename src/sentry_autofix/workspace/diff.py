@@ -56,9 +56,7 @@ def _temp_index(workspace: Path) -> Iterator[dict[str, str]]:
                 os.unlink(leftover)
 
 
-def _git(
-    workspace: Path, *args: str, env: dict[str, str] | None = None, input_text: str | None = None
-) -> str:
+def _git(workspace: Path, *args: str, env: dict[str, str] | None = None, input_text: str | None = None) -> str:
     return run_git(workspace, "-c", "core.quotePath=false", *args, env=env, input_text=input_text).stdout
 
 

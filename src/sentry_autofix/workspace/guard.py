@@ -142,8 +142,7 @@ class PathGuard:
         full = self.root / rel
         if full.is_file() and full.stat().st_size > self.limits.max_read_bytes:
             raise GuardViolation(
-                f"{rel}: file is {full.stat().st_size} bytes, "
-                f"over the {self.limits.max_read_bytes}-byte read cap"
+                f"{rel}: file is {full.stat().st_size} bytes, over the {self.limits.max_read_bytes}-byte read cap"
             )
         return full
 
@@ -169,9 +168,7 @@ class PathGuard:
                     "fix the error without touching it, or finish with low confidence"
                 )
         if size > self.limits.max_write_bytes:
-            raise GuardViolation(
-                f"{rel}: {size} bytes is over the {self.limits.max_write_bytes}-byte write cap"
-            )
+            raise GuardViolation(f"{rel}: {size} bytes is over the {self.limits.max_write_bytes}-byte write cap")
         full = self.root / rel
         if full.is_dir():
             raise GuardViolation(f"{rel}: is a folder")

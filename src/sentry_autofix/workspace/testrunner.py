@@ -50,11 +50,7 @@ def scrubbed_env(
     """A copy of `base` without credentials (by name, by prefix, and by value)."""
     names = SCRUBBED_NAMES | {n.strip() for n in extra_names if n.strip()}
     values = {v for v in secret_values if v and len(v) >= 6}
-    return {
-        k: v
-        for k, v in base.items()
-        if k not in names and not k.startswith(SCRUBBED_PREFIXES) and v not in values
-    }
+    return {k: v for k, v in base.items() if k not in names and not k.startswith(SCRUBBED_PREFIXES) and v not in values}
 
 
 def redact(text: str, secret_values: Iterable[str]) -> str:
@@ -120,9 +116,7 @@ def run_test_command(
     seconds = time.monotonic() - started
     if timed_out:
         tail += f"\n[timed out after {timeout:.0f}s: set SENTRY_AUTOFIX_TEST_TIMEOUT to allow longer]"
-        return TestOutcome(
-            status="failed", command=command, exit_code=None, output_tail=tail, seconds=seconds
-        )
+        return TestOutcome(status="failed", command=command, exit_code=None, output_tail=tail, seconds=seconds)
     return TestOutcome(
         status="passed" if code == 0 else "failed",
         command=command,

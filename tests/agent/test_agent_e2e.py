@@ -1,0 +1,297 @@
+"""End to end: the real loop, real git, real tests (pytest in the demo app), scripted model turns
+served by loopback fakes of the Anthropic Messages API and of chat completions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    ANTHROPIC_KEY,
+    DEMO,
+    ENV_SECRET,
+    GITHUB_TOKEN,
+    SENTRY_TOKEN,
+    TEST_COMMAND,
+    make_settings,
+    run_cli,
+    status,
+)
+from fakes.anthropic_api import FakeAnthropic
+from fakes.demo_fix import NEW, OLD, REGRESSION_TEST, REGRESSION_TEST_PATH, fix_steps
+from fakes.openai_api import FakeOpenAI
+from fakes.script import Call, Failure, Reply, finish, tool
+
+from sentry_autofix.agent.anthropic import AnthropicLLM
+from sentry_autofix.agent.openai_compat import OpenAICompatLLM
+from sentry_autofix.agent.tools import TOOL_NAMES
+from sentry_autofix.config import Settings
+from sentry_autofix.fix import run_fix
+
+SECRETS = (ANTHROPIC_KEY, GITHUB_TOKEN, SENTRY_TOKEN, ENV_SECRET)
+
+
+_OPEN: list[AnthropicLLM | OpenAICompatLLM] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def anthropic_llm(fake: FakeAnthropic, **overrides: object) -> AnthropicLLM:
+    llm = AnthropicLLM.from_settings(make_settings(anthropic_base_url=fake.url, **overrides))
+    _OPEN.append(llm)
+    return llm
+
+
+def openai_llm(settings: Settings) -> OpenAICompatLLM:
+    llm = OpenAICompatLLM.from_settings(settings)
+    _OPEN.append(llm)
+    return llm
+
+
+def tool_results(fake: FakeAnthropic, index: int) -> list[dict]:  # type: ignore[type-arg]
+    """The tool_result blocks of the last user message of request `index`."""
+    last = fake.requests[index].json()["messages"][-1]
+    return [b for b in last["content"] if b["type"] == "tool_result"]
+
+
+def assert_no_secret(fake_bodies: str) -> None:
+    for secret in SECRETS:
+        assert secret not in fake_bodies
+
+
+def test_fix_cli__dry_run_prints_diff_and_pr_text_and_leaves_workspace_clean(demo_ws: Path) -> None:
+    cart_before = (demo_ws / "shop" / "cart.py").read_text()
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
+        proc = run_cli(
+            ["fix", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_ws), "--dry-run",
+             "--test-command", TEST_COMMAND],
+            {"ANTHROPIC_BASE_URL": fake.url},
+        )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.rstrip().splitlines()[-1] == "status: dry-run"
+    assert "+++ b/shop/cart.py" in out
+    assert "+    if not units:" in out
+    assert f"+++ b/{REGRESSION_TEST_PATH}" in out
+    assert "PR title: Guard average price against empty carts" in out
+    assert "reproduced the error without the fix: true" in out
+    assert status(demo_ws) == ""
+    assert (demo_ws / "shop" / "cart.py").read_text() == cart_before
+    assert not (demo_ws / REGRESSION_TEST_PATH).exists()
+    # The tools the model is offered are exactly SPEC §5's.
+    assert [t["name"] for t in fake.requests[0].json()["tools"]] == list(TOOL_NAMES)
+    assert fake.turns_served == 6
+    assert_no_secret(fake.all_bodies())
+
+
+def test_run_fix__success_verifies_reproduction_and_reports_usage_with_cache(demo_ws, demo_event) -> None:
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    result = run.result
+    assert result.status == "fixed"
+    assert result.tests.status == "passed"
+    assert result.reproduced == "true"
+    assert result.confidence == "high"
+    assert {f.path: (f.added, f.removed, f.is_new) for f in result.files} == {
+        "shop/cart.py": (2, 0, False),
+        REGRESSION_TEST_PATH: (REGRESSION_TEST.count("\n"), 0, True),
+    }
+    # The change stays in the workspace for delivery (keep_changes defaults to True).
+    assert "if not units:" in (demo_ws / "shop" / "cart.py").read_text()
+    assert result.usage.turns == 6
+    assert result.usage.cache_read_tokens > 0  # turn 2+ read the cached tools/system/context prefix
+    assert result.usage.cost_usd > 0
+    # The first regression-test run (before the fix) failed with the real ZeroDivisionError.
+    assert "ZeroDivisionError" in tool_results(fake, 3)[0]["content"]
+
+
+def test_run_fix__failing_tests_after_finish_are_fed_back_and_repaired(demo_ws, demo_event) -> None:
+    wrong = NEW.replace("return 0.0", "return None")
+    script = [
+        tool("write_file", path=REGRESSION_TEST_PATH, content=REGRESSION_TEST),
+        tool("edit_file", path="shop/cart.py", old_text=OLD, new_text=wrong),
+        finish(confidence="medium"),
+        tool("edit_file", path="shop/cart.py", old_text="return None", new_text="return 0.0"),
+        finish(),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    refused = tool_results(fake, 3)[0]
+    assert refused["is_error"] is True
+    assert "finish refused: the tests fail" in refused["content"]
+    assert "assert None == 0.0" in refused["content"]
+    assert run.result.status == "fixed"
+    assert run.result.tests.status == "passed"
+    assert run.result.reproduced == "true"
+    assert run.result.confidence == "high"
+
+
+def test_run_fix__overloaded_529_is_retried_then_succeeds(demo_ws, demo_event) -> None:
+    script = [Failure(529, {"retry-after": "0.05"}, message="Overloaded"), Failure(529, {"retry-after": "0.05"}),
+              *fix_steps()]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    assert run.result.status == "fixed"
+    assert len(fake.requests) == 8  # 2 refused + 6 served
+    assert fake.requests[0].text == fake.requests[2].text  # the same request, retried
+
+
+def test_run_fix__overloaded_beyond_retries_is_an_error_and_restores(demo_ws, demo_event) -> None:
+    script = [tool("write_file", path="shop/new.py", content="x = 1\n"),
+              *[Failure(529, {"retry-after": "0.01"}) for _ in range(5)]]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url, llm_max_retries=2),
+                      anthropic_llm(fake, llm_max_retries=2))
+    assert run.result.status == "error"
+    assert "529" in (run.result.error or "")
+    assert status(demo_ws) == ""
+
+
+def test_run_fix__turn_budget_exhausted_ends_with_no_fix_and_clean_workspace(demo_ws, demo_event) -> None:
+    def wander(_body: dict) -> Reply:  # type: ignore[type-arg]
+        return Reply(calls=[Call("write_file", {"path": "shop/scratch.py", "content": "# thinking\n"}),
+                            Call("read_file", {"path": "shop/views.py"})])
+
+    with FakeAnthropic([wander] * 10, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url, max_turns=3),
+                      anthropic_llm(fake))
+    assert fake.turns_served == 3
+    assert run.stop == "turns"
+    assert run.result.status == "no-fix"
+    assert "budget exhausted (turns)" in (run.result.error or "")
+    assert status(demo_ws) == ""
+    # The model was warned before the cap.
+    assert "turn(s) left" in json.dumps(fake.requests[-1].json()["messages"][-1])
+
+
+def test_run_fix__cost_budget_stops_the_loop(demo_ws, demo_event) -> None:
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url, max_cost_usd=0.005),
+                      anthropic_llm(fake))
+    assert run.stop == "cost"
+    assert 0.005 <= run.result.usage.cost_usd < 0.05
+    assert fake.turns_served < 6
+    assert run.result.status == "no-fix"
+    assert status(demo_ws) == ""
+
+
+def test_run_fix__malformed_tool_input_goes_back_to_the_model(demo_ws, demo_event) -> None:
+    script = [
+        tool("edit_file", path="shop/cart.py", old_text=OLD),  # new_text missing
+        tool("read_file", path="shop/cart.py", start_line="ten"),
+        tool("no_such_tool", path="x"),
+        *fix_steps(),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    errors = [tool_results(fake, i)[0] for i in (1, 2, 3)]
+    assert all(e["is_error"] for e in errors)
+    assert "missing required input 'new_text'" in errors[0]["content"]
+    assert "'start_line' must be an integer" in errors[1]["content"]
+    assert "unknown tool 'no_such_tool'" in errors[2]["content"]
+    assert run.result.status == "fixed"
+
+
+def test_run_fix__openai_malformed_json_arguments_go_back_to_the_model(demo_ws, demo_event) -> None:
+    script = [Reply(calls=[Call("edit_file", '{"path": "shop/cart.py", "old_text": ')]), *fix_steps()]
+    with FakeOpenAI(script) as fake:
+        settings = make_settings(llm="openai", openai_base_url=fake.base_url, openai_api_key="sk-test-openai")
+        run = run_fix(demo_event, demo_ws, settings, openai_llm(settings))
+    answer = [m for m in fake.requests[1].json()["messages"] if m["role"] == "tool"][0]
+    assert answer["content"].startswith("ERROR: edit_file: arguments are not valid JSON")
+    assert run.result.status == "fixed"
+    assert run.result.reproduced == "true"
+    assert run.result.usage.cache_read_tokens > 0
+
+
+def test_fix_cli__openai_provider_end_to_end(demo_ws: Path) -> None:
+    with FakeOpenAI(fix_steps(), api_key="sk-test-openai") as fake:
+        proc = run_cli(
+            ["fix", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_ws), "--dry-run",
+             "--llm", "openai", "--model", "gpt-4.1", "--test-command", TEST_COMMAND],
+            {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test-openai"},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("status: dry-run")
+    assert "+    if not units:" in proc.stdout
+    assert status(demo_ws) == ""
+    assert [t["function"]["name"] for t in fake.requests[0].json()["tools"]] == list(TOOL_NAMES)
+    assert_no_secret(fake.all_bodies())
+
+
+def test_fix_cli__edit_to_migrations_is_refused_and_blocked_diff_is_skipped(demo_ws: Path) -> None:
+    migration = demo_ws / "migrations" / "0001_initial.py"
+    before = migration.read_text()
+    sneaky_test = (
+        "from pathlib import Path\n\n\ndef test_sneaky():\n"
+        "    Path('migrations/0001_initial.py').write_text('DROP TABLE cart\\n')\n"
+    )
+    script = [
+        tool("edit_file", path="migrations/0001_initial.py", old_text="create cart", new_text="create carts"),
+        tool("write_file", path="./shop/../migrations/0002.py", content="x\n"),
+        tool("write_file", path="Migrations/0002.py", content="x\n"),
+        # Running tests executes code: a test that writes into migrations/ is caught by the final diff check.
+        tool("write_file", path="tests/test_sneaky.py", content=sneaky_test),
+        tool("run_tests"),
+        finish(confidence="low"),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        proc = run_cli(
+            ["fix", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_ws), "--dry-run",
+             "--test-command", TEST_COMMAND],
+            {"ANTHROPIC_BASE_URL": fake.url},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == "status: skipped-blocked-path"
+    assert "migrations/0001_initial.py" in proc.stderr
+    for i in (1, 2, 3):
+        assert tool_results(fake, i)[0]["is_error"] is True
+    assert "blocked path" in tool_results(fake, 1)[0]["content"]
+    assert "'..' is not allowed" in tool_results(fake, 2)[0]["content"]
+    assert "blocked path" in tool_results(fake, 3)[0]["content"]
+    assert migration.read_text() == before
+    assert status(demo_ws) == ""
+
+
+def test_run_fix__read_of_dotenv_is_refused_and_never_reaches_the_model(demo_ws, demo_event) -> None:
+    git_config = demo_ws / ".git" / "config"
+    git_config.write_text(git_config.read_text() + f'[http]\n\textraheader = AUTHORIZATION: basic {GITHUB_TOKEN}\n')
+    script = [
+        tool("read_file", path=".env"),
+        tool("read_file", path="shop/../.env"),
+        tool("read_file", path=str(demo_ws / ".env")),
+        tool("search_code", pattern="SECRET_KEY|hunter2"),
+        tool("read_file", path=".git/config"),
+        tool("list_files", path=".git"),
+        tool("edit_file", path=".env", old_text="SECRET_KEY", new_text="X"),
+        finish(confidence="low"),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    results = [tool_results(fake, i)[0] for i in range(1, 8)]
+    assert [r["is_error"] for r in results] == [True, True, True, False, True, True, True]
+    assert "secrets never go to the model" in results[0]["content"]
+    assert results[3]["content"] == "no matches"
+    assert run.result.status == "no-fix"
+    assert_no_secret(fake.all_bodies())
+    assert (demo_ws / ".env").read_text() == f"SECRET_KEY={ENV_SECRET}\n"
+
+
+def test_run_fix__thinking_blocks_are_sent_back_unchanged(demo_ws, demo_event) -> None:
+    steps = fix_steps()
+    steps[0].thinking = "The division by units fails when the cart is empty."  # type: ignore[union-attr]
+    steps[3].thinking = "Guard the zero."  # type: ignore[union-attr]
+    with FakeAnthropic(steps, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake))
+    assert run.result.status == "fixed"
+    replayed = fake.requests[1].json()["messages"][1]["content"][0]
+    assert replayed["type"] == "thinking"
+    assert replayed["thinking"] == "The division by units fails when the cart is empty."
