@@ -440,17 +440,24 @@ def replace_once(text: str, old: str, new: str, rel: str = "file") -> str:
             hint = f"; the closest line is {line_no}: {close[0][:120]!r} — read the file again"
         raise ToolInputError(f"edit_file: old_text not found in {rel}{hint}")
     start = hits[0]
-    # Re-indent the replacement by the drift between what the model wrote and what the file has.
-    old_indent, file_indent = _indent(old_lines[0]), _indent(file_lines[start])
-    new_lines = new.splitlines()
+    # Re-indent the replacement: each indentation the model used in old_text maps to the one the
+    # file really has on the matched line; new lines reuse that mapping (deeper levels keep their
+    # extra indentation on top of the nearest mapped level).
+    mapping: dict[str, str] = {}
+    for o, f in zip(old_lines, file_lines[start : start + n]):
+        if o.strip():
+            mapping.setdefault(_indent(o), _indent(f))
     shifted = []
-    for line in new_lines:
+    for line in new.splitlines():
         if not line.strip():
             shifted.append("")
-        elif line.startswith(old_indent):
-            shifted.append(file_indent + line[len(old_indent) :])
-        else:
-            shifted.append(file_indent + line.lstrip())
+            continue
+        ind = _indent(line)
+        if ind in mapping:
+            shifted.append(mapping[ind] + line.lstrip())
+            continue
+        base = max((k for k in mapping if ind.startswith(k)), key=len, default="")
+        shifted.append(mapping.get(base, "") + ind[len(base) :] + line.lstrip())
     last = file_lines[start + n - 1]
     newline = "\r\n" if last.endswith("\r\n") else "\n"
     ending = newline if last.endswith(("\n", "\r")) else ""
