@@ -100,7 +100,8 @@ def test_openai_compat__retries_429_and_5xx_honouring_retry_after() -> None:
     assert (turn.usage.input_tokens, turn.usage.cache_read_tokens, turn.usage.output_tokens) == (464, 1536, 10)
     sent = json.loads(responses.calls[-1].request.body)
     assert sent["messages"][0] == {"role": "system", "content": "sys"}
-    assert sent["messages"][5] == {"role": "tool", "tool_call_id": "t2", "content": "ERROR: no such file"}
+    assert sent["messages"][4] == {"role": "user", "content": "Budget: 2 turn(s) left."}
+    assert sent["messages"][6] == {"role": "tool", "tool_call_id": "t2", "content": "ERROR: no such file"}
     assert responses.calls[-1].request.headers["Authorization"] == "Bearer k"
 
 
