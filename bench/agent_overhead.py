@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO / "tests"))  # the scripted turns and the loopback f
 from fakes.anthropic_api import FakeAnthropic  # noqa: E402
 from fakes.demo_fix import fix_steps  # noqa: E402
 from fakes.script import Reply, Step, finish, tool  # noqa: E402
-
 from sentry_autofix.agent.anthropic import AnthropicLLM  # noqa: E402
 from sentry_autofix.agent.llm import AssistantTurn, Message, ToolCall, ToolSpec, TurnUsage  # noqa: E402
 from sentry_autofix.config import Settings  # noqa: E402
@@ -71,14 +70,21 @@ class ScriptedLLM:
 
 
 def _git(ws: Path, *args: str) -> None:
-    env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@e", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@e",
-           "PATH": "/usr/bin:/bin", "HOME": str(ws)}
+    env = {
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@e",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@e",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(ws),
+    }
     subprocess.run(["git", "-C", str(ws), *args], check=True, env=env, capture_output=True)
 
 
 def demo_workspace(dest: Path) -> Path:
     spec = importlib.util.spec_from_file_location("demo_build", REPO / "examples" / "demo" / "build_workspace.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.build(dest)
@@ -187,10 +193,14 @@ def main() -> int:
     overheads = [r[1] for r in rows]
     tokens = [r[4] for r in rows]
     print()
-    print(f"overhead per issue: median {statistics.median(overheads):.3f} s, max {max(overheads):.3f} s "
-          f"→ max/goal = {max(overheads) / GOAL_SECONDS:.2f} (goal ≤ {GOAL_SECONDS:.0f} s)")
-    print(f"initial context: median {statistics.median(tokens):.0f}, max {max(tokens)} tokens "
-          f"→ max/goal = {max(tokens) / GOAL_TOKENS:.2f} (goal ≤ {GOAL_TOKENS})")
+    print(
+        f"overhead per issue: median {statistics.median(overheads):.3f} s, max {max(overheads):.3f} s "
+        f"→ max/goal = {max(overheads) / GOAL_SECONDS:.2f} (goal ≤ {GOAL_SECONDS:.0f} s)"
+    )
+    print(
+        f"initial context: median {statistics.median(tokens):.0f}, max {max(tokens)} tokens "
+        f"→ max/goal = {max(tokens) / GOAL_TOKENS:.2f} (goal ≤ {GOAL_TOKENS})"
+    )
     if len(rows) >= 2:
         print(f"SDK+HTTP path vs in-process overhead (demo): {rows[1][1] / max(rows[0][1], 1e-9):.2f}x")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, TextIO
 
 from sentry_autofix.agent.context import SYSTEM_PROMPT, build_context, estimate_tokens
-from sentry_autofix.agent.llm import LLM
+from sentry_autofix.agent.llm import LLM, AssistantTurn
 from sentry_autofix.agent.loop import AgentOutcome, Budget, run_loop
 from sentry_autofix.agent.pricing import price_for
 from sentry_autofix.agent.tools import TestRunner, Toolbox
@@ -182,9 +182,15 @@ def run_fix(
         base.error = None if fin else f"the agent stopped ({outcome.stop}) without a change"
         base.diff, base.files = "", []
         return finish(base, keep=False)
-    if outcome.stop != "finished":
+    if outcome.stop not in ("finished", "idle"):
         base.error = f"budget exhausted ({outcome.stop}) before the agent called finish; change discarded"
         return finish(base, keep=False)
+    if outcome.stop == "idle":
+        # Ended without `finish`: keep the change, but say nobody vouched for it.
+        last = next((m for m in reversed(outcome.transcript) if isinstance(m, AssistantTurn)), None)
+        base.confidence = "low"
+        base.analysis = base.analysis or (last.text if last else "")
+        base.root_cause = base.root_cause or "(the model ended without calling finish)"
 
     tests = outcome.tests
     if tests is None:

@@ -27,7 +27,8 @@ TEST_COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 
 def _build_demo(dest: Path) -> Path:
     spec = importlib.util.spec_from_file_location("demo_build_workspace", DEMO / "build_workspace.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.build(dest)
@@ -35,9 +36,15 @@ def _build_demo(dest: Path) -> Path:
 
 
 def git(ws: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -91,5 +98,10 @@ def run_cli(args: list[str], env_extra: dict[str, str], cwd: Path | None = None)
     }
     return subprocess.run(
         [sys.executable, "-m", "sentry_autofix", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+        check=False,
     )

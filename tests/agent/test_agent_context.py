@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DEMO
 
+from conftest import DEMO
 from sentry_autofix.agent.context import MAX_CONTEXT_TOKENS, SYSTEM_PROMPT, build_context, estimate_tokens, untrusted
 from sentry_autofix.config import Settings
 from sentry_autofix.models import Breadcrumb, ErrorEvent, ExceptionValue, MappedFrame, Suspect, TriageReport
@@ -16,7 +16,9 @@ from sentry_autofix.sources.sentry_event import load_event_file
 from sentry_autofix.triage import build_triage
 from sentry_autofix.workspace.guard import PathGuard
 
-_SHARED = Path(os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
+_SHARED = Path(
+    os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")
+)
 EVENTS = sorted((_SHARED / "sentry" / "events").glob("*.json"))
 
 
@@ -27,7 +29,8 @@ def _ws(tmp_path: Path) -> Path:
 
 def test_untrusted__neutralises_delimiters_and_control_chars_and_caps() -> None:
     text = untrusted("a</sentry_event>b<SENTRY_EVENT>\x1b[31m" + "x" * 50, 20)
-    assert "</sentry_event>" not in text and "<SENTRY_EVENT>" not in text
+    assert "</sentry_event>" not in text
+    assert "<SENTRY_EVENT>" not in text
     assert "\x1b" not in text
     assert text.endswith("chars cut]")
 
@@ -44,18 +47,33 @@ def test_build_context__hand_made_triage_reads_code_from_workspace(tmp_path: Pat
         tags=[("route", "/cart")],
     )
     frames = [
-        MappedFrame(exception_index=0, frame_index=0, path=".env", line=1, function="f", in_app=True,
-                    original_path="/srv/.env"),
-        MappedFrame(exception_index=0, frame_index=1, path="app/svc.py", line=50, function="handler", in_app=True,
-                    original_path="/srv/app/svc.py", verified=True),
+        MappedFrame(
+            exception_index=0, frame_index=0, path=".env", line=1, function="f", in_app=True, original_path="/srv/.env"
+        ),
+        MappedFrame(
+            exception_index=0,
+            frame_index=1,
+            path="app/svc.py",
+            line=50,
+            function="handler",
+            in_app=True,
+            original_path="/srv/app/svc.py",
+            verified=True,
+        ),
     ]
-    triage = TriageReport(event=event, frames=frames, suspect_commits=[],
-                          suspects=[Suspect(path="app/svc.py", line=50, function="handler", score=1.0)])
+    triage = TriageReport(
+        event=event,
+        frames=frames,
+        suspect_commits=[],
+        suspects=[Suspect(path="app/svc.py", line=50, function="handler", score=1.0)],
+    )
     text = build_context(triage, ws, PathGuard(ws, Settings().all_blocked_paths), "make test")
     assert "KeyError: 'sku'" in text
-    assert ">50  line 50" in text and " 38  line 38" in text  # ±12 lines around the crashing frame
+    assert ">50  line 50" in text
+    assert " 38  line 38" in text
     assert "TOKEN=nope" not in text  # a frame pointing at a secret file shows no code
-    assert "GET /39" in text and "GET /27" not in text  # the last 12 breadcrumbs only
+    assert "GET /39" in text
+    assert "GET /27" not in text
     assert "Test command: `make test`" in text
     assert text.index("<sentry_event>") < text.index("KeyError") < text.index("</sentry_event>")
 
@@ -67,8 +85,9 @@ def test_build_context__shrinks_to_the_token_budget(tmp_path: Path) -> None:
         breadcrumbs=[Breadcrumb(message="m" * 5000, data={f"k{i}": "d" * 500 for i in range(20)}) for _ in range(200)],
         tags=[(f"t{i}", "x" * 500) for i in range(200)],
     )
-    text = build_context(TriageReport(event=event, frames=[], suspects=[], suspect_commits=[]), ws,
-                         PathGuard(ws, []), None)
+    text = build_context(
+        TriageReport(event=event, frames=[], suspects=[], suspect_commits=[]), ws, PathGuard(ws, []), None
+    )
     assert estimate_tokens(text) <= MAX_CONTEXT_TOKENS
     assert text.count("</sentry_event>") == 1
 
@@ -87,8 +106,9 @@ def test_build_context__real_fixture_events_fit_the_budget(name: str, shared_fix
 def test_build_context__demo_event_against_demo_workspace(demo_ws: Path) -> None:
     event = load_event_file(DEMO / "event.json")
     settings = Settings()
-    text = build_context(build_triage(event, demo_ws, settings), demo_ws, PathGuard(demo_ws, settings.all_blocked_paths),
-                         "pytest")
+    text = build_context(
+        build_triage(event, demo_ws, settings), demo_ws, PathGuard(demo_ws, settings.all_blocked_paths), "pytest"
+    )
     assert "ZeroDivisionError: division by zero" in text
     assert "shop/cart.py:29 in average_item_price" in text
     assert ">29      return round(cart.total() / units, 2)" in text

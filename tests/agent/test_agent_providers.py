@@ -8,10 +8,10 @@ import time
 import pytest
 import requests
 import responses
+
 from conftest import ANTHROPIC_KEY, make_settings
 from fakes.anthropic_api import FakeAnthropic
 from fakes.script import Failure, Reply, tool
-
 from sentry_autofix.agent.anthropic import AnthropicLLM, to_wire_messages
 from sentry_autofix.agent.llm import AssistantTurn, ToolCall, ToolResult, ToolResults, UserMessage, build_llm
 from sentry_autofix.agent.openai_compat import OpenAICompatLLM, retry_after_seconds
@@ -31,7 +31,12 @@ CONVERSATION = [
 def test_anthropic_to_wire_messages__tool_results_and_cache_breakpoints() -> None:
     wire = to_wire_messages(CONVERSATION)
     assert [m["role"] for m in wire] == ["user", "assistant", "user", "assistant", "user"]
-    assert wire[2]["content"][0] == {"type": "tool_result", "tool_use_id": "t1", "content": "1\tx = 1", "is_error": False}
+    assert wire[2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": "1\tx = 1",
+        "is_error": False,
+    }
     assert wire[2]["content"][1]["text"].startswith("Budget")
     marked = sum("cache_control" in b for m in wire for b in m["content"])
     assert marked == 2  # the stable context and the rolling newest message (tools + system make 4)
@@ -45,7 +50,8 @@ def test_anthropic_provider__429_retry_after_is_honoured() -> None:
         turn = llm.complete("system", [UserMessage("hi")], TOOL_SPECS)
         elapsed = time.monotonic() - started
         llm.close()
-    assert turn.text == "done" and turn.stop_reason == "end_turn"
+    assert turn.text == "done"
+    assert turn.stop_reason == "end_turn"
     assert elapsed >= 0.4
     assert len(fake.requests) == 2
 
@@ -74,14 +80,25 @@ def test_build_llm__missing_keys_name_the_setting() -> None:
         build_llm(make_settings(llm="openai"))
     # A local OpenAI-compatible server (Ollama, vLLM) needs no key.
     llm = build_llm(make_settings(llm="openai", openai_base_url="http://127.0.0.1:11434/v1", model="qwen3"))
-    assert isinstance(llm, OpenAICompatLLM) and llm.model == "qwen3"
+    assert isinstance(llm, OpenAICompatLLM)
+    assert llm.model == "qwen3"
 
 
 URL = "http://llm.test/v1/chat/completions"
 OK_BODY = {
-    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
-                 "tool_calls": [{"id": "c1", "type": "function",
-                                 "function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}]}}],
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}
+                ],
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 2000, "completion_tokens": 10, "prompt_tokens_details": {"cached_tokens": 1536}},
 }
 
@@ -95,7 +112,8 @@ def test_openai_compat__retries_429_and_5xx_honouring_retry_after() -> None:
     waits: list[float] = []
     llm = OpenAICompatLLM("gpt-4.1", base_url="http://llm.test/v1", api_key="k", max_retries=3, sleep=waits.append)
     turn = llm.complete("sys", CONVERSATION, TOOL_SPECS)
-    assert waits[:2] == [7.0, 0.25] and 1.5 <= waits[2] <= 2.0  # backoff 0.5·2², jittered
+    assert waits[:2] == [7.0, 0.25]
+    assert 1.5 <= waits[2] <= 2.0
     assert turn.tool_calls == (ToolCall("c1", "read_file", {"path": "a.py"}),)
     assert (turn.usage.input_tokens, turn.usage.cache_read_tokens, turn.usage.output_tokens) == (464, 1536, 10)
     sent = json.loads(responses.calls[-1].request.body)

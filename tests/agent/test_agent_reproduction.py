@@ -35,8 +35,14 @@ def test_is_test_path__common_conventions(path: str, is_test: bool) -> None:
 
 
 def _repo(tmp_path: Path) -> Path:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
-           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "code.txt").write_text("buggy\n")
     (tmp_path / "tests").mkdir()

@@ -13,7 +13,9 @@ from sentry_autofix.config import DEFAULT_BLOCKED_PATHS
 from sentry_autofix.models import TestOutcome
 from sentry_autofix.workspace.guard import PathGuard
 
-SOURCE = "def f(x):\n    if x:\n        return 1\n    return 0\n\n\ndef g(x):\n    if x:\n        return 1\n    return 2\n"
+SOURCE = (
+    "def f(x):\n    if x:\n        return 1\n    return 0\n\n\ndef g(x):\n    if x:\n        return 1\n    return 2\n"
+)
 
 
 @pytest.fixture
@@ -30,8 +32,9 @@ def box(tmp_path: Path) -> Toolbox:
         ran.append(cmd)
         return TestOutcome(status="passed", command=cmd, exit_code=0, output_tail="ok TOKEN123456")
 
-    box = Toolbox(tmp_path, PathGuard(tmp_path, DEFAULT_BLOCKED_PATHS), runner, "pytest -q",
-                  secret_values=["TOKEN123456"])
+    box = Toolbox(
+        tmp_path, PathGuard(tmp_path, DEFAULT_BLOCKED_PATHS), runner, "pytest -q", secret_values=["TOKEN123456"]
+    )
     box.ran = ran  # type: ignore[attr-defined]
     return box
 
@@ -63,19 +66,22 @@ def test_read_file__numbered_range_and_paging_hint(box: Toolbox) -> None:
 
 def test_read_file__missing_file_suggests_close_names(box: Toolbox) -> None:
     text, err = call(box, "read_file", path="pkg/mdo.py")
-    assert err and "did you mean pkg/mod.py" in text
+    assert err
+    assert "did you mean pkg/mod.py" in text
 
 
 def test_search_code__finds_matches_but_hides_secret_files(box: Toolbox) -> None:
     text, err = call(box, "search_code", pattern="return 1")
     assert not err
-    assert "pkg/mod.py:3:" in text and "pkg/mod.py:9:" in text
+    assert "pkg/mod.py:3:" in text
+    assert "pkg/mod.py:9:" in text
     assert "TOPSECRET" not in text
 
 
 def test_search_code__bad_regex_is_a_tool_error(box: Toolbox) -> None:
     text, err = call(box, "search_code", pattern="(unclosed")
-    assert err and "search_code" in text
+    assert err
+    assert "search_code" in text
 
 
 def test_list_files__tracked_files_under_a_folder(box: Toolbox) -> None:
@@ -85,20 +91,23 @@ def test_list_files__tracked_files_under_a_folder(box: Toolbox) -> None:
 
 def test_edit_file__ambiguous_match_is_refused_and_file_untouched(box: Toolbox) -> None:
     text, err = call(box, "edit_file", path="pkg/mod.py", old_text="    if x:\n        return 1\n", new_text="pass\n")
-    assert err and "matches 2 places" in text
+    assert err
+    assert "matches 2 places" in text
     assert (box.workspace / "pkg" / "mod.py").read_text() == SOURCE
 
 
 def test_edit_file__unique_edit_is_applied_and_remembered(box: Toolbox) -> None:
     text, err = call(box, "edit_file", path="pkg/mod.py", old_text="    return 2\n", new_text="    return 3\n")
-    assert not err and "edited pkg/mod.py at line 10" in text
+    assert not err
+    assert "edited pkg/mod.py at line 10" in text
     assert (box.workspace / "pkg" / "mod.py").read_text().endswith("return 3\n")
     assert box.written == {"pkg/mod.py"}
 
 
 def test_edit_file__blocked_path_refused(box: Toolbox) -> None:
     text, err = call(box, "edit_file", path="secrets/k.txt", old_text="return 1", new_text="x")
-    assert err and "blocked path" in text
+    assert err
+    assert "blocked path" in text
     assert "TOPSECRET" not in text
 
 
@@ -126,8 +135,10 @@ def test_replace_once__not_found_points_at_closest_line() -> None:
 
 def test_run_tests__only_the_configured_command_narrowed_by_selectors(box: Toolbox) -> None:
     text, err = call(box, "run_tests", command="pytest -q tests/test_a.py::test_x[1]")
-    assert not err and "exit code: 0 (passed)" in text
-    assert "[redacted]" in text and "TOKEN123456" not in text
+    assert not err
+    assert "exit code: 0 (passed)" in text
+    assert "[redacted]" in text
+    assert "TOKEN123456" not in text
     for bad in ("rm -rf /", "pytest -q; id", "pytest -q --rootdir=/", "pytest -q ../x", "pytest -q $(id)"):
         text, err = call(box, "run_tests", command=bad)
         assert err, bad
@@ -137,13 +148,18 @@ def test_run_tests__only_the_configured_command_narrowed_by_selectors(box: Toolb
 def test_run_tests__no_command_configured_is_not_run(box: Toolbox) -> None:
     box.test_command = None
     text, err = call(box, "run_tests")
-    assert not err and "not run" in text
-    assert box.last_tests is not None and box.last_tests.status == "not-run"
+    assert not err
+    assert "not run" in text
+    assert box.last_tests is not None
+    assert box.last_tests.status == "not-run"
 
 
 def test_finish__confidence_must_be_in_the_enum(box: Toolbox) -> None:
     args = {"root_cause": "r", "analysis": "a", "confidence": "certain", "pr_title": "t", "summary": "s"}
     result, fin = box.execute(ToolCall("f", "finish", args))
-    assert result.is_error and fin is None and "must be one of" in result.content
+    assert result.is_error
+    assert fin is None
+    assert "must be one of" in result.content
     result, fin = box.execute(ToolCall("f", "finish", {**args, "confidence": "high"}))
-    assert fin is not None and fin.confidence == "high"
+    assert fin is not None
+    assert fin.confidence == "high"

@@ -33,27 +33,36 @@ def test_scrubbed_env__names_prefixes_extra_names_and_secret_values() -> None:
 def test_run_test_command__scrubbed_env_reaches_the_command(tmp_path: Path) -> None:
     base = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": "ghs_x", "KEEP": "yes"}
     out = run_test_command(tmp_path, 'echo "token=${GITHUB_TOKEN:-none} keep=$KEEP"', timeout=20, base_env=base)
-    assert out.status == "passed" and out.exit_code == 0
+    assert out.status == "passed"
+    assert out.exit_code == 0
     assert "token=none keep=yes" in out.output_tail
 
 
 def test_run_test_command__failure_tail_and_secret_redaction(tmp_path: Path) -> None:
     out = run_test_command(
-        tmp_path, "seq 1 5000; echo leaked-SECRETVALUE; exit 3", timeout=20, secret_values=["leaked-SECRETVALUE"],
+        tmp_path,
+        "seq 1 5000; echo leaked-SECRETVALUE; exit 3",
+        timeout=20,
+        secret_values=["leaked-SECRETVALUE"],
         tail_chars=200,
     )
-    assert out.status == "failed" and out.exit_code == 3
+    assert out.status == "failed"
+    assert out.exit_code == 3
     assert out.output_tail.startswith("[… output truncated …]")
-    assert "[redacted]" in out.output_tail and "SECRETVALUE" not in out.output_tail
-    assert "4999" in out.output_tail and "\n1\n" not in out.output_tail
+    assert "[redacted]" in out.output_tail
+    assert "SECRETVALUE" not in out.output_tail
+    assert "4999" in out.output_tail
+    assert "\n1\n" not in out.output_tail
 
 
 def test_run_test_command__timeout_kills_the_process_group(tmp_path: Path) -> None:
     started = time.monotonic()
     out = run_test_command(tmp_path, "sleep 30 & sleep 30; echo never", timeout=0.5)
     assert time.monotonic() - started < 10
-    assert out.status == "failed" and out.exit_code is None
-    assert "timed out" in out.output_tail and "SENTRY_AUTOFIX_TEST_TIMEOUT" in out.output_tail
+    assert out.status == "failed"
+    assert out.exit_code is None
+    assert "timed out" in out.output_tail
+    assert "SENTRY_AUTOFIX_TEST_TIMEOUT" in out.output_tail
 
 
 def test_run_test_command__no_command_is_not_run_never_passed(tmp_path: Path) -> None:
@@ -62,8 +71,14 @@ def test_run_test_command__no_command_is_not_run_never_passed(tmp_path: Path) ->
 
 
 def _git(ws: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
-           "PATH": "/usr/bin:/bin", "HOME": str(ws)}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(ws),
+    }
     return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -120,4 +135,5 @@ def test_take_baseline__workspace_without_commits(tmp_path: Path) -> None:
 def test_run_test_command__uses_sh_in_workspace_root(tmp_path: Path) -> None:
     (tmp_path / "marker").write_text("here")
     out = run_test_command(tmp_path, f"{sys.executable} -c \"print(open('marker').read())\"", timeout=20)
-    assert out.status == "passed" and "here" in out.output_tail
+    assert out.status == "passed"
+    assert "here" in out.output_tail

@@ -1,13 +1,15 @@
 """A loopback fake of the Anthropic Messages API (`POST /v1/messages`) that replays scripted turns.
 
-Stands in for api.anthropic.com as the official SDK sees it: it requires the key (`x-api-key`, or `Authorization: Bearer` as SDK 2.x sends it) and
-`anthropic-version` (401 / 400 otherwise, with the API's error body shape), rejects requests the
-real API rejects (a `tool_use` without a `tool_result` right after it, an unknown `tool_use_id`,
-more than 4 `cache_control` breakpoints, a non-user first message, tool names the API forbids),
-answers scripted errors with the real error types (`overloaded_error` for 529,
-`rate_limit_error` for 429) and `retry-after` headers when scripted, and reports usage the way the
-API does, including prompt-cache reads/writes for prefixes ending at a breakpoint already seen.
-Token counts are estimated as characters / 4.
+Stands in for api.anthropic.com as the official SDK sees it:
+* requires the key (`x-api-key`, or `Authorization: Bearer` as SDK 2.x sends it) and the
+  `anthropic-version` header (401 / 400 otherwise, with the API's error body shape);
+* rejects what the real API rejects: a `tool_use` without a `tool_result` right after it, an
+  unknown `tool_use_id`, a dropped thinking block, more than 4 `cache_control` breakpoints, a
+  non-user first message, tool names the API forbids;
+* answers scripted errors with the real error types (`overloaded_error` for 529,
+  `rate_limit_error` for 429) and `retry-after` headers when scripted;
+* reports usage the way the API does, including prompt-cache reads/writes for prefixes ending at
+  a breakpoint already seen. Token counts are estimated as characters / 4.
 """
 
 from __future__ import annotations
@@ -68,14 +70,17 @@ class FakeAnthropic(LoopbackServer):
         if not isinstance(msgs, list) or not msgs:
             return "messages: at least one message is required"
         if msgs[0].get("role") != "user":
-            return "messages: first message must use the \"user\" role"
+            return 'messages: first message must use the "user" role'
         for tool in body.get("tools") or []:
             if not _TOOL_NAME.match(str(tool.get("name", ""))):
                 return f"tools: name {tool.get('name')!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$"
             if (tool.get("input_schema") or {}).get("type") != "object":
                 return "tools: input_schema.type must be 'object'"
         breakpoints = 0
-        for block in [*(body.get("tools") or []), *(body.get("system") or [] if isinstance(body.get("system"), list) else [])]:
+        for block in [
+            *(body.get("tools") or []),
+            *(body.get("system") or [] if isinstance(body.get("system"), list) else []),
+        ]:
             breakpoints += "cache_control" in block
         for i, msg in enumerate(msgs):
             content = msg.get("content")

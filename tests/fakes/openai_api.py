@@ -50,7 +50,8 @@ class FakeOpenAI(LoopbackServer):
             if pending and role != "tool":
                 return (
                     "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(pending))}"
+                    "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(sorted(pending))}"
                 )
             if role == "assistant" and msg.get("tool_calls"):
                 pending = {c["id"] for c in msg["tool_calls"]}
@@ -68,7 +69,7 @@ class FakeOpenAI(LoopbackServer):
     def _cached_tokens(self, prompt: str) -> int:
         best = 0
         for earlier in self._prompts:
-            n = len(os.path.commonprefix([earlier, prompt]))
+            n = len(os.path.commonprefix([earlier, prompt]))  # noqa: RUF071 - strings, not paths
             best = max(best, n)
         self._prompts.append(prompt)
         tokens = best // 4
@@ -102,7 +103,13 @@ class FakeOpenAI(LoopbackServer):
             for call in step.calls:
                 self._ids += 1
                 args = call.input if isinstance(call.input, str) else json.dumps(call.input)
-                calls.append({"id": f"call_{self._ids:04d}", "type": "function", "function": {"name": call.name, "arguments": args}})
+                calls.append(
+                    {
+                        "id": f"call_{self._ids:04d}",
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": args},
+                    }
+                )
             message["tool_calls"] = calls
         prompt = json.dumps(body["messages"]) + json.dumps(body.get("tools") or [])
         prompt_tokens = max(1, len(prompt) // 4)

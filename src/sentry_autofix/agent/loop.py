@@ -1,9 +1,9 @@
 """The tool loop: ask the model, run its tool calls through the toolbox, until `finish` or a budget.
 
 Ending is control flow, not failure: the loop returns an `AgentOutcome` saying why it stopped
-(`finished`, `turns`, `tokens`, `cost`, `idle`). After `finish`, if the files changed since the
-last full test run, the tests run on the final state; a failure is fed back (the tail of the
-output) for another attempt while repairs and budget remain.
+(`finished`, `turns`, `tokens`, `cost`, or `idle`: the model stopped calling tools). After
+`finish`, if the files changed since the last full test run, the tests run on the final state; a
+failure is fed back (the tail of the output) for another attempt while repairs and budget remain.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def run_loop(
 
         if not turn.tool_calls:
             idle += 1
-            if idle >= 2:
+            # A model that ends its turn after changing files considers itself done: keep the change
+            # (the caller runs the tests and marks it low confidence) rather than discard real work.
+            if idle >= 2 or toolbox.written:
                 stop = "idle"
                 break
             messages.append(UserMessage(NUDGE))

@@ -444,7 +444,7 @@ def replace_once(text: str, old: str, new: str, rel: str = "file") -> str:
     # file really has on the matched line; new lines reuse that mapping (deeper levels keep their
     # extra indentation on top of the nearest mapped level).
     mapping: dict[str, str] = {}
-    for o, f in zip(old_lines, file_lines[start : start + n]):
+    for o, f in zip(old_lines, file_lines[start : start + n], strict=True):
         if o.strip():
             mapping.setdefault(_indent(o), _indent(f))
     shifted = []
