@@ -155,7 +155,6 @@ def run_fix(
         wsdiff.restore(workspace, baseline, toolbox.written)
         raise
     except AutofixError as exc:
-        log.error("fix failed: %s", exc)
         return finish(FixResult(status="error", error=str(exc)), keep=False)
 
     run.stop, run.model_seconds, run.test_seconds = outcome.stop, outcome.model_seconds, outcome.test_seconds
@@ -169,6 +168,9 @@ def run_fix(
         summary=fin.summary if fin else "",
         usage=outcome.usage,
     )
+    if outcome.stop == "error":
+        base.status, base.error = "error", outcome.error
+        return finish(base, keep=False)
     diff_text = wsdiff.workspace_diff(workspace, baseline, toolbox.written)
     base.diff = diff_text
     base.files = wsdiff.file_changes(diff_text)

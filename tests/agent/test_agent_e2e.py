@@ -168,6 +168,8 @@ def test_run_fix__overloaded_beyond_retries_is_an_error_and_restores(demo_ws, de
         )
     assert run.result.status == "error"
     assert "529" in (run.result.error or "")
+    assert run.result.usage.turns == 1  # usage up to the failure is still reported
+    assert len(fake.requests) == 4  # turn 1, then the second turn tried 1 + 2 retries
     assert status(demo_ws) == ""
 
 

@@ -149,10 +149,9 @@ class AnthropicLLM:
         except anthropic_sdk.AuthenticationError as exc:
             raise ConfigError(f"Anthropic refused the API key (401): check ANTHROPIC_API_KEY ({exc.message})") from exc
         except anthropic_sdk.APIStatusError as exc:
-            raise LLMError(
-                f"Anthropic API error {exc.status_code} after retries: {exc.message} "
-                "(raise SENTRY_AUTOFIX_LLM_MAX_RETRIES if the API is overloaded)"
-            ) from exc
+            hint = " after retries (raise SENTRY_AUTOFIX_LLM_MAX_RETRIES)" if exc.status_code in (429, 529) else ""
+            hint = hint or (" after retries" if exc.status_code >= 500 else "")
+            raise LLMError(f"Anthropic API error {exc.status_code}{hint}: {exc.message}") from exc
         except anthropic_sdk.APITimeoutError as exc:
             raise LLMError("Anthropic API timed out: raise SENTRY_AUTOFIX_LLM_TIMEOUT") from exc
         except anthropic_sdk.APIConnectionError as exc:

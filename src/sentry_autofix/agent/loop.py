@@ -17,11 +17,12 @@ from typing import Literal
 from sentry_autofix.agent.llm import LLM, AssistantTurn, Message, ToolResult, ToolResults, UserMessage
 from sentry_autofix.agent.pricing import Price
 from sentry_autofix.agent.tools import Finish, Toolbox
+from sentry_autofix.errors import LLMError
 from sentry_autofix.models import TestOutcome, Usage
 
 log = logging.getLogger(__name__)
 
-StopReason = Literal["finished", "turns", "tokens", "cost", "idle"]
+StopReason = Literal["finished", "turns", "tokens", "cost", "idle", "error"]
 
 NUDGE = (
     "Continue by calling tools. When the fix is made and the tests pass, call `finish`; if no safe "
@@ -47,6 +48,8 @@ class AgentOutcome:
     model_seconds: float = 0.0
     test_seconds: float = 0.0
     transcript: list[Message] = field(default_factory=list)
+    error: str | None = None
+    """Why the provider failed (stop == "error"); usage up to that point is still counted."""
 
 
 class _Meter:
@@ -104,6 +107,7 @@ def run_loop(
     model_seconds = test_seconds = 0.0
     repairs = idle = 0
     finish: Finish | None = None
+    error: str | None = None
     stop: StopReason
 
     while True:
@@ -113,8 +117,13 @@ def run_loop(
             log.info("agent stopped: %s budget exhausted", exhausted)
             break
         t0 = clock()
-        turn = llm.complete(system, messages, toolbox.specs)
-        model_seconds += clock() - t0
+        try:
+            turn = llm.complete(system, messages, toolbox.specs)
+        except LLMError as exc:
+            stop, error = "error", str(exc)
+            break
+        finally:
+            model_seconds += clock() - t0
         meter.add(turn)
         messages.append(turn)
 
@@ -179,4 +188,5 @@ def run_loop(
         model_seconds=model_seconds,
         test_seconds=test_seconds,
         transcript=messages,
+        error=error,
     )
