@@ -453,3 +453,27 @@ def test_run_fix__model_that_only_talks_is_nudged_once_then_no_fix(demo_ws, demo
     nudge = fake.requests[1].json()["messages"][-1]["content"][0]["text"]
     assert "call `finish`" in nudge
     assert status(demo_ws) == ""
+
+
+def test_run_fix__repair_that_never_comes_keeps_the_finished_change_with_failing_tests(demo_ws, demo_event) -> None:
+    wrong = NEW.replace("return 0.0", "return None")
+    script = [
+        tool("write_file", path=REGRESSION_TEST_PATH, content=REGRESSION_TEST),
+        tool("edit_file", path="shop/cart.py", old_text=OLD, new_text=wrong),
+        finish(confidence="medium"),
+        Failure(500, message="scripted model has no more turns"),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(
+            demo_event,
+            demo_ws,
+            make_settings(anthropic_base_url=fake.url, llm_max_retries=0),
+            anthropic_llm(fake, llm_max_retries=0),
+            keep_changes=False,
+        )
+    assert run.result.status == "fixed"
+    assert run.result.confidence == "medium"
+    assert run.result.tests.status == "failed"
+    assert "assert None == 0.0" in run.result.tests.output_tail
+    assert run.result.reproduced == "false"
+    assert status(demo_ws) == ""

@@ -163,3 +163,15 @@ def test_finish__confidence_must_be_in_the_enum(box: Toolbox) -> None:
     result, fin = box.execute(ToolCall("f", "finish", {**args, "confidence": "high"}))
     assert fin is not None
     assert fin.confidence == "high"
+
+
+def test_write_file__gitignored_paths_are_refused(box: Toolbox) -> None:
+    (box.workspace / ".gitignore").write_text("local_settings.py\nbuild/\n")
+    (box.workspace / "local_settings.py").write_text("DEBUG = True\n")
+    for path in ("local_settings.py", "build/out.js"):
+        text, err = call(box, "write_file", path=path, content="x\n")
+        assert err, path
+        assert "git ignores this path" in text
+    assert (box.workspace / "local_settings.py").read_text() == "DEBUG = True\n"
+    text, err = call(box, "edit_file", path="local_settings.py", old_text="True", new_text="False")
+    assert err

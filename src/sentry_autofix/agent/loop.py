@@ -107,6 +107,8 @@ def run_loop(
     model_seconds = test_seconds = 0.0
     repairs = idle = 0
     finish: Finish | None = None
+    refused: Finish | None = None
+    """The last `finish` sent back because tests failed: the fallback if the repair never comes."""
     error: str | None = None
     stop: StopReason
 
@@ -170,7 +172,7 @@ def run_loop(
                     "Fix the failure (or revert your change if it cannot be fixed), then call finish again.",
                     is_error=True,
                 )
-                finish = None
+                refused, finish = finish, None
                 messages.append(ToolResults(tuple(results), meter.note()))
                 continue
             messages.append(ToolResults(tuple(results)))
@@ -178,6 +180,11 @@ def run_loop(
             break
         messages.append(ToolResults(tuple(results), meter.note()))
 
+    if stop != "finished" and refused is not None:
+        # The model did finish once; the repair attempt ran out of budget, failed at the provider
+        # or petered out. Its change stands, with the failing tests on record (a draft PR).
+        log.info("agent stopped (%s) during a repair; keeping the last finished change", stop)
+        stop, finish = "finished", refused
     meter.usage.seconds = clock() - started
     return AgentOutcome(
         stop=stop,

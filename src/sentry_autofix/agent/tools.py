@@ -321,6 +321,7 @@ class Toolbox:
         content: str = args["content"]
         full = self.guard.write_path(args["path"], len(content.encode()))
         rel = self.guard.relative(args["path"])
+        self._refuse_ignored(rel)
         existed = full.is_file()
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_text(content, encoding="utf-8")
@@ -336,6 +337,7 @@ class Toolbox:
             raise ToolInputError("edit_file: old_text and new_text are the same; nothing to change")
         full = self.guard.write_path(args["path"], 0)
         self.guard.read_path(args["path"])  # an edit's error hints quote the file: it must be readable too
+        self._refuse_ignored(rel)
         text = self._read_text(full, rel)
         updated = replace_once(text, old, new, rel)
         self.guard.write_path(args["path"], len(updated.encode()))
@@ -344,6 +346,12 @@ class Toolbox:
         first = text[: text.find(old)].count("\n") + 1 if old in text else None
         where = f" at line {first}" if first else ""
         return f"edited {rel}{where}: {old.count(chr(10)) + 1} line(s) replaced by {new.count(chr(10)) + 1}"
+
+    def _refuse_ignored(self, rel: str) -> None:
+        """Files git ignores are not part of the repository (local config, build output): a fix
+        must not touch them, and restoring the workspace must never delete a user's ignored file."""
+        if run_git(self.workspace, "check-ignore", "-q", "--", rel, check=False).returncode == 0:
+            raise ToolInputError(f"{rel}: git ignores this path; a fix may only change files of the repository")
 
     def _changed(self, rel: str) -> None:
         self.written.add(rel)

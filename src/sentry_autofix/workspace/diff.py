@@ -86,7 +86,7 @@ def snapshot(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -
         _git(workspace, "add", "-u", "--", ".", env=env)
         new = sorted(p for p in set(written) if (workspace / p).is_file())
         if new:
-            # --force: a file the model deliberately wrote counts even if a .gitignore covers it.
+            # --force: tools refuse ignored paths, but the model may later edit .gitignore itself.
             _git(
                 workspace,
                 "add",
