@@ -159,3 +159,14 @@ def test_price_for__dated_ids_gateway_prefixes_overrides_and_fallback() -> None:
     assert price_for("my-local-llama").input == 3.0  # unknown: bounded like a Sonnet
     free = price_for("qwen3", 0.0, 0.0)
     assert (free.input, free.output, free.cache_read) == (0.0, 0.0, 0.0)
+
+
+def test_anthropic_provider__sends_the_documented_x_api_key_header_too() -> None:
+    with FakeAnthropic([Reply(text="ok")], api_key=ANTHROPIC_KEY) as fake:
+        llm = AnthropicLLM.from_settings(make_settings(anthropic_base_url=fake.url))
+        llm.complete("s", [UserMessage("hi")], TOOL_SPECS)
+        llm.close()
+    headers = fake.requests[0].headers
+    assert headers["x-api-key"] == ANTHROPIC_KEY
+    assert headers["anthropic-version"]
+    assert ANTHROPIC_KEY not in fake.requests[0].text

@@ -128,6 +128,9 @@ class AnthropicLLM:
             base_url=settings.anthropic_base_url or None,
             timeout=settings.llm_timeout,
             max_retries=settings.llm_max_retries,
+            # SDK 2.x sends the key as `Authorization: Bearer`; the API's documented header is
+            # `x-api-key`, which gateways and proxies built from the docs still expect. Send both.
+            default_headers={"x-api-key": key},
         )
         return cls(client, settings.model_name, settings.llm_max_output_tokens)
 
