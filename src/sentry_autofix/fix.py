@@ -181,8 +181,15 @@ def run_fix(
         base.error = "the change touches blocked paths: " + ", ".join(blocked)
         return finish(base, keep=False)
     if not diff_text.strip():
-        base.error = None if fin else f"the agent stopped ({outcome.stop}) without a change"
         base.diff, base.files = "", []
+        if toolbox.blocked_attempts:
+            # The only change the model wanted was in a blocked path: say so, not just "no fix".
+            base.status = "skipped-blocked-path"
+            base.error = "the fix needs blocked paths, which were not changed: " + ", ".join(
+                sorted(set(toolbox.blocked_attempts))
+            )
+        else:
+            base.error = None if fin else f"the agent stopped ({outcome.stop}) without a change"
         return finish(base, keep=False)
     if outcome.stop not in ("finished", "idle"):
         base.error = f"budget exhausted ({outcome.stop}) before the agent called finish; change discarded"

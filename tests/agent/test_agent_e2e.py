@@ -477,3 +477,32 @@ def test_run_fix__repair_that_never_comes_keeps_the_finished_change_with_failing
     assert "assert None == 0.0" in run.result.tests.output_tail
     assert run.result.reproduced == "false"
     assert status(demo_ws) == ""
+
+
+def test_fix_cli__fix_that_only_touches_a_blocked_path_is_skipped_and_untouched(demo_ws: Path) -> None:
+    migration = demo_ws / "migrations" / "0001_initial.py"
+    before = migration.read_bytes()
+    script = [
+        tool("read_file", path="migrations/0001_initial.py"),
+        tool("edit_file", path="migrations/0001_initial.py", old_text="'create cart'", new_text="'create carts'"),
+        finish(confidence="low", summary="migrations/0001_initial.py: rename the table"),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
+        proc = run_cli(
+            [
+                "fix",
+                "--event-file",
+                str(DEMO / "event.json"),
+                "--workspace",
+                str(demo_ws),
+                "--dry-run",
+                "--test-command",
+                TEST_COMMAND,
+            ],
+            {"ANTHROPIC_BASE_URL": fake.url},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == "status: skipped-blocked-path"
+    assert "the fix needs blocked paths, which were not changed: migrations/0001_initial.py" in proc.stderr
+    assert migration.read_bytes() == before
+    assert status(demo_ws) == ""

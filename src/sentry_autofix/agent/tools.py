@@ -19,7 +19,7 @@ from sentry_autofix.agent.llm import ToolCall, ToolResult, ToolSpec
 from sentry_autofix.errors import GitError, GuardViolation
 from sentry_autofix.models import Confidence, TestOutcome
 from sentry_autofix.workspace.git import run_git
-from sentry_autofix.workspace.guard import ALWAYS_PRIVATE, PathGuard, matches_any
+from sentry_autofix.workspace.guard import ALWAYS_PRIVATE, BlockedPath, PathGuard, matches_any
 from sentry_autofix.workspace.testrunner import redact
 
 TestRunner = Callable[[str | None], TestOutcome]
@@ -183,6 +183,8 @@ class Toolbox:
     secret_values: Sequence[str] = ()
     written: set[str] = field(default_factory=set)
     """Repo-relative paths the model created or changed through edit_file/write_file."""
+    blocked_attempts: list[str] = field(default_factory=list)
+    """Paths the model tried to change but the guard refused as blocked."""
     last_tests: TestOutcome | None = None
     tests_current: bool = False
     """True while `last_tests` ran the full command on the current files."""
@@ -200,6 +202,9 @@ class Toolbox:
                 return ToolResult(call.id, "finish accepted"), Finish(**args)
             handler: Callable[[dict[str, Any]], str] = getattr(self, f"_{call.name}")
             output = handler(args)
+        except BlockedPath as exc:
+            self.blocked_attempts.append(exc.path)
+            return self._error(call, str(exc)), None
         except (ToolInputError, GuardViolation, GitError) as exc:
             return self._error(call, str(exc)), None
         except (OSError, UnicodeDecodeError) as exc:

@@ -25,6 +25,14 @@ ALWAYS_PRIVATE: tuple[str, ...] = (".git", ".git/**", "**/.git", "**/.git/**")
 """Never read nor written: the repository's own machinery (hooks would run code; config holds tokens)."""
 
 
+class BlockedPath(GuardViolation):
+    """An edit under a blocked glob (as opposed to a malformed or escaping path)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 @lru_cache(maxsize=512)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """gitignore-flavoured glob → regex: `**` spans folders, `*` stays within one, a trailing `/`
@@ -163,9 +171,10 @@ class PathGuard:
         for candidate in {rel, self._resolved_rel(rel)}:
             hit = self.blocked_by(candidate)
             if hit:
-                raise GuardViolation(
+                raise BlockedPath(
                     f"{rel}: editing this path is refused (blocked path {hit!r}); "
-                    "fix the error without touching it, or finish with low confidence"
+                    "fix the error without touching it, or finish with low confidence",
+                    rel,
                 )
         if size > self.limits.max_write_bytes:
             raise GuardViolation(f"{rel}: {size} bytes is over the {self.limits.max_write_bytes}-byte write cap")
