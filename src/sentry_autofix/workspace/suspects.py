@@ -91,7 +91,7 @@ def rank(event: ErrorEvent, frames: list[MappedFrame], root: Path | None = None)
         elif ei == 0:
             base, role = 1.0, "root cause"
         elif ei == n_exc - 1:
-            base, role = 0.95, "surfaced exception"
+            base, role = 0.9, "surfaced exception"
         else:
             base, role = 0.85, "chained exception"
         for depth, frame in enumerate(reversed(sorted(group, key=lambda f: f.frame_index))):
@@ -129,7 +129,10 @@ def rank(event: ErrorEvent, frames: list[MappedFrame], root: Path | None = None)
     for path, items in per_path.items():
         items.sort(key=lambda t: -t[0])
         best_score, best, reasons = items[0]
-        bonus = 0.05 * min(2, len(items) - 1)
+        # Several distinct functions of one file on the stack nudge it up, but never past a file
+        # that holds the root cause's crash frame on its own.
+        functions = {item[1].function for item in items}
+        bonus = 0.03 * min(2, len(functions) - 1)
         suspects.append(
             Suspect(
                 path=path,
