@@ -30,11 +30,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # the scripted turns and the loopback fake live with the tests
+sys.path.insert(0, str(REPO))  # the scripted turns and the loopback fake live with the tests
 
-from fakes.anthropic_api import FakeAnthropic  # noqa: E402
-from fakes.demo_fix import fix_steps  # noqa: E402
-from fakes.script import Reply, Step, finish, tool  # noqa: E402
+from tests.fakes.anthropic_api import FakeAnthropic  # noqa: E402
+from tests.fakes.demo_fix import fix_steps  # noqa: E402
+from tests.fakes.script import Reply, Step, finish, tool  # noqa: E402
+
 from sentry_autofix.agent.anthropic import AnthropicLLM  # noqa: E402
 from sentry_autofix.agent.llm import AssistantTurn, Message, ToolCall, ToolSpec, TurnUsage  # noqa: E402
 from sentry_autofix.config import Settings  # noqa: E402

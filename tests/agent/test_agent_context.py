@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO
 from sentry_autofix.agent.context import MAX_CONTEXT_TOKENS, SYSTEM_PROMPT, build_context, estimate_tokens, untrusted
 from sentry_autofix.config import Settings
 from sentry_autofix.models import Breadcrumb, ErrorEvent, ExceptionValue, MappedFrame, Suspect, TriageReport
 from sentry_autofix.sources.sentry_event import load_event_file
 from sentry_autofix.triage import build_triage
 from sentry_autofix.workspace.guard import PathGuard
+
+from .conftest import DEMO
 
 _SHARED = Path(
     os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")

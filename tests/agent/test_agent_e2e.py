@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from sentry_autofix.agent.anthropic import AnthropicLLM
+from sentry_autofix.agent.openai_compat import OpenAICompatLLM
+from sentry_autofix.agent.tools import TOOL_NAMES
+from sentry_autofix.config import Settings
+from sentry_autofix.fix import run_fix
+from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.demo_fix import NEW, OLD, REGRESSION_TEST, REGRESSION_TEST_PATH, fix_steps
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.script import Call, Failure, Reply, finish, tool
+
+from .conftest import (
     ANTHROPIC_KEY,
     DEMO,
     ENV_SECRET,
@@ -20,15 +30,6 @@ from conftest import (
     run_cli,
     status,
 )
-from fakes.anthropic_api import FakeAnthropic
-from fakes.demo_fix import NEW, OLD, REGRESSION_TEST, REGRESSION_TEST_PATH, fix_steps
-from fakes.openai_api import FakeOpenAI
-from fakes.script import Call, Failure, Reply, finish, tool
-from sentry_autofix.agent.anthropic import AnthropicLLM
-from sentry_autofix.agent.openai_compat import OpenAICompatLLM
-from sentry_autofix.agent.tools import TOOL_NAMES
-from sentry_autofix.config import Settings
-from sentry_autofix.fix import run_fix
 
 SECRETS = (ANTHROPIC_KEY, GITHUB_TOKEN, SENTRY_TOKEN, ENV_SECRET)
 
@@ -322,7 +323,7 @@ def test_run_fix__read_of_dotenv_is_refused_and_never_reaches_the_model(demo_ws,
     assert [r["is_error"] for r in results] == [True, True, True, False, True, True, True]
     assert "secrets never go to the model" in results[0]["content"]
     assert results[3]["content"] == "no matches"
-    assert run.result.status == "no-fix"
+    assert run.result.status == "skipped-blocked-path"  # its only attempted change was to .env
     assert_no_secret(fake.all_bodies())
     assert (demo_ws / ".env").read_text() == f"SECRET_KEY={ENV_SECRET}\n"
 

@@ -9,15 +9,16 @@ import pytest
 import requests
 import responses
 
-from conftest import ANTHROPIC_KEY, make_settings
-from fakes.anthropic_api import FakeAnthropic
-from fakes.script import Failure, Reply, tool
 from sentry_autofix.agent.anthropic import AnthropicLLM, to_wire_messages
 from sentry_autofix.agent.llm import AssistantTurn, ToolCall, ToolResult, ToolResults, UserMessage, build_llm
 from sentry_autofix.agent.openai_compat import OpenAICompatLLM, retry_after_seconds
 from sentry_autofix.agent.pricing import price_for
 from sentry_autofix.agent.tools import TOOL_SPECS
 from sentry_autofix.errors import ConfigError, LLMError
+from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.script import Failure, Reply, tool
+
+from .conftest import ANTHROPIC_KEY, make_settings
 
 CONVERSATION = [
     UserMessage("context"),

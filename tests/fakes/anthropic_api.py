@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from fakes._server import LoopbackServer, Recorded
-from fakes.script import Failure, Reply, Step
+from tests.fakes._server import LoopbackServer, Recorded
+from tests.fakes.script import Failure, Reply, Step
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ERROR_TYPES = {

@@ -6,7 +6,7 @@ division, see the suite pass, finish. Reused by the agent tests and bench/agent_
 
 from __future__ import annotations
 
-from fakes.script import Call, Reply, Step, finish, tool
+from tests.fakes.script import Call, Reply, Step, finish, tool
 
 REGRESSION_TEST_PATH = "tests/test_empty_cart.py"
 REGRESSION_TEST = (

@@ -17,8 +17,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from fakes._server import LoopbackServer, Recorded
-from fakes.script import Failure, Reply, Step
+from tests.fakes._server import LoopbackServer, Recorded
+from tests.fakes.script import Failure, Reply, Step
 
 
 def _error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
