@@ -117,6 +117,7 @@ def run_fix(
     test_runner: TestRunner | None = None,
     keep_changes: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    progress: Callable[[str], None] | None = None,
 ) -> FixRun:
     """Let the agent fix `event` in `workspace`; the change stays there only if `keep_changes`
     and the result is `fixed` (a blocked or unfinished change is always rolled back)."""
@@ -149,7 +150,15 @@ def run_fix(
         budget = Budget(settings.max_turns, settings.max_tokens, settings.max_cost_usd)
         price = price_for(settings.model_name, settings.price_input_per_mtok, settings.price_output_per_mtok)
         outcome: AgentOutcome = run_loop(
-            llm, SYSTEM_PROMPT, context, toolbox, budget, price, max_repairs=settings.max_repairs, clock=clock
+            llm,
+            SYSTEM_PROMPT,
+            context,
+            toolbox,
+            budget,
+            price,
+            max_repairs=settings.max_repairs,
+            clock=clock,
+            progress=progress,
         )
     except ConfigError:
         wsdiff.restore(workspace, baseline, toolbox.written)
@@ -289,7 +298,9 @@ def fix_command(
         llm = build_llm(settings)
     print(f"sentry-autofix: fixing {event.headline[:120]!r} with {settings.llm}/{settings.model_name}", file=err)
     try:
-        run = run_fix(event, workspace, settings, llm, keep_changes=not dry_run)
+        run = run_fix(
+            event, workspace, settings, llm, keep_changes=not dry_run, progress=lambda line: print(line, file=err)
+        )
     finally:
         close = getattr(llm, "close", None)
         if owned and callable(close):

@@ -91,6 +91,8 @@ def test_fix_cli__dry_run_prints_diff_and_pr_text_and_leaves_workspace_clean(dem
     assert f"+++ b/{REGRESSION_TEST_PATH}" in out
     assert "PR title: Guard average price against empty carts" in out
     assert "reproduced the error without the fix: true" in out
+    assert "turn 4: edit_file shop/cart.py" in proc.stderr  # progress goes to stderr, not stdout
+    assert "turn 4" not in out
     assert status(demo_ws) == ""
     assert (demo_ws / "shop" / "cart.py").read_text() == cart_before
     assert not (demo_ws / REGRESSION_TEST_PATH).exists()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sentry_autofix.agent.llm import LLM, AssistantTurn, Message, ToolResult, ToolResults, UserMessage
+from sentry_autofix.agent.llm import LLM, AssistantTurn, Message, ToolCall, ToolResult, ToolResults, UserMessage
 from sentry_autofix.agent.pricing import Price
 from sentry_autofix.agent.tools import Finish, Toolbox
 from sentry_autofix.errors import LLMError
@@ -90,6 +90,42 @@ class _Meter:
         return None
 
 
+COMPACT_ABOVE_CHARS = 400_000
+"""About 100k tokens of transcript: beyond it, old bulky tool results are elided (see `compact`)."""
+KEEP_RECENT = 8
+
+
+def compact(messages: list[Message], limit: int = COMPACT_ABOVE_CHARS, keep_recent: int = KEEP_RECENT) -> None:
+    """Keep long sessions inside the context window: when the transcript is over `limit`
+    characters, replace bulky tool results older than the last `keep_recent` messages by a stub
+    (the model can read the file again). The initial context and every tool call stay intact."""
+    size = sum(
+        len(m.text) if isinstance(m, UserMessage | AssistantTurn) else sum(len(r.content) for r in m.results)
+        for m in messages
+    )
+    if size <= limit:
+        return
+    for i, msg in enumerate(messages[: max(0, len(messages) - keep_recent)]):
+        if isinstance(msg, ToolResults) and any(len(r.content) > 2_000 for r in msg.results):
+            stubbed = tuple(
+                ToolResult(
+                    r.call_id,
+                    f"[output of {len(r.content)} chars elided to save context; call the tool again if you need it]",
+                    r.is_error,
+                )
+                if len(r.content) > 2_000
+                else r
+                for r in msg.results
+            )
+            messages[i] = ToolResults(stubbed, msg.note)
+
+
+def _describe(turn: int, call: ToolCall, failed: bool) -> str:
+    target = call.input.get("path") or call.input.get("pattern") or call.input.get("command") or ""
+    target = " ".join(str(target).split())[:80]  # one line: nothing the model writes can start a log command
+    return f"turn {turn}: {call.name} {target}".rstrip() + (" — refused/failed" if failed else "")
+
+
 def run_loop(
     llm: LLM,
     system: str,
@@ -100,7 +136,9 @@ def run_loop(
     *,
     max_repairs: int = 2,
     clock: Callable[[], float] = time.monotonic,
+    progress: Callable[[str], None] | None = None,
 ) -> AgentOutcome:
+    """Run the loop; `progress` receives one short line per tool call (for the job log)."""
     meter = _Meter(price, budget)
     messages: list[Message] = [UserMessage(context)]
     started = clock()
@@ -118,6 +156,7 @@ def run_loop(
             stop = exhausted
             log.info("agent stopped: %s budget exhausted", exhausted)
             break
+        compact(messages)
         t0 = clock()
         try:
             turn = llm.complete(system, messages, toolbox.specs)
@@ -150,7 +189,8 @@ def run_loop(
             result, fin = toolbox.execute(call)
             if call.name == "run_tests":
                 test_seconds += clock() - t0
-            log.info("tool %s -> %s", call.name, "error" if result.is_error else "ok")
+            if progress is not None:
+                progress(_describe(meter.usage.turns, call, result.is_error))
             results.append(result)
             if fin is not None:
                 finish, finish_index = fin, len(results) - 1
