@@ -175,3 +175,18 @@ def test_write_file__gitignored_paths_are_refused(box: Toolbox) -> None:
     assert (box.workspace / "local_settings.py").read_text() == "DEBUG = True\n"
     text, err = call(box, "edit_file", path="local_settings.py", old_text="True", new_text="False")
     assert err
+
+
+def test_search_code__path_glob_limits_the_search_and_sees_new_files(box: Toolbox) -> None:
+    (box.workspace / "other").mkdir()
+    (box.workspace / "other" / "x.py").write_text("return 1\n")  # untracked, not ignored
+    text, err = call(box, "search_code", pattern="return 1", path_glob="other/**")
+    assert (text, err) == ("other/x.py:1:return 1", False)
+    text, err = call(box, "search_code", pattern="return 1", path_glob="../**")
+    assert err
+
+
+def test_read_file__folder_points_to_list_files(box: Toolbox) -> None:
+    text, err = call(box, "read_file", path="pkg")
+    assert err
+    assert "use list_files" in text

@@ -217,6 +217,8 @@ class Toolbox:
     # -- reading ------------------------------------------------------------------------------
 
     def _read_text(self, full: Path, rel: str) -> str:
+        if full.is_dir():
+            raise ToolInputError(f"{rel}: is a folder; use list_files to see what is in it")
         if not full.is_file():
             hint = self._similar_paths(rel)
             raise ToolInputError(f"{rel}: no such file" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
