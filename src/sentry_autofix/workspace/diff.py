@@ -10,6 +10,7 @@ already modified or untracked, so a dirty checkout is neither blamed on the mode
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -65,11 +66,36 @@ def untracked_files(workspace: Path) -> frozenset[str]:
     return frozenset(p for p in out.split("\0") if p)
 
 
+def _seed_index(workspace: Path, env: dict[str, str], fallback_tree: str | None) -> None:
+    """Start the temporary index from a copy of the real one: its stat data lets `git add` skip
+    unchanged files instead of hashing the whole repository (seconds on a large checkout)."""
+    real = Path(_git(workspace, "rev-parse", "--git-path", "index").strip())
+    real = real if real.is_absolute() else workspace / real
+    if real.is_file():
+        shutil.copyfile(real, env["GIT_INDEX_FILE"])
+    elif fallback_tree:
+        _git(workspace, "read-tree", fallback_tree, env=env)
+
+
+def _add_paths(workspace: Path, env: dict[str, str], paths: Iterable[str]) -> None:
+    present = sorted(p for p in set(paths) if (workspace / p).is_file() or (workspace / p).is_symlink())
+    if present:
+        # --force: tools refuse ignored paths, but the model may later edit .gitignore itself.
+        _git(
+            workspace,
+            "add",
+            "--force",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            env=env,
+            input_text="\0".join(present),
+        )
+
+
 def take_baseline(workspace: Path) -> Baseline:
     """Snapshot tracked files (with uncommitted edits) and untracked files into a tree object."""
     with _temp_index(workspace) as env:
-        if has_commits(workspace):
-            _git(workspace, "read-tree", "HEAD", env=env)
+        _seed_index(workspace, env, "HEAD" if has_commits(workspace) else None)
         _git(workspace, "add", "-A", "--", ".", env=env)
         tree = _git(workspace, "write-tree", env=env).strip()
     return Baseline(tree=tree, untracked=untracked_files(workspace))
@@ -82,20 +108,10 @@ def snapshot(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -
     not part of the fix; changes to files the baseline knows are always included, whoever made them.
     """
     with _temp_index(workspace) as env:
-        _git(workspace, "read-tree", baseline.tree, env=env)
+        _seed_index(workspace, env, baseline.tree)
         _git(workspace, "add", "-u", "--", ".", env=env)
-        new = sorted(p for p in set(written) if (workspace / p).is_file())
-        if new:
-            # --force: tools refuse ignored paths, but the model may later edit .gitignore itself.
-            _git(
-                workspace,
-                "add",
-                "--force",
-                "--pathspec-from-file=-",
-                "--pathspec-file-nul",
-                env=env,
-                input_text="\0".join(new),
-            )
+        # Files that were untracked at the start belong to the baseline, and written ones to the fix.
+        _add_paths(workspace, env, baseline.untracked | set(written))
         return _git(workspace, "write-tree", env=env).strip()
 
 
