@@ -283,9 +283,33 @@ def fix_command(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """The `fix` subcommand. Prints the diff and PR text (stdout), ends with `status: <status>`."""
+    """The `fix` subcommand. Prints the diff and PR text (stdout), ends with `status: <status>`.
+
+    Usage and configuration errors propagate (exit 2, message naming the setting); any other
+    failure still ends with `status: error` (exit 1), as scripts parsing the last line expect.
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    try:
+        return _fix_command(args, settings, llm, source, deliver, out, err)
+    except (ConfigError, InputError):
+        raise
+    except AutofixError as exc:
+        print(f"sentry-autofix: error: {exc}", file=err)
+        out.write("status: error\n")
+        out.flush()
+        return 1
+
+
+def _fix_command(
+    args: argparse.Namespace,
+    settings: Settings,
+    llm: LLM | None,
+    source: ErrorSource | None,
+    deliver: Callable[[FixRun, ErrorEvent], RunStatus] | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     dry_run = bool(getattr(args, "dry_run", False))
     from sentry_autofix.pipeline import fetch_event, make_source, resolve_workspace
 

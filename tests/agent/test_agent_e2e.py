@@ -509,3 +509,61 @@ def test_fix_cli__fix_that_only_touches_a_blocked_path_is_skipped_and_untouched(
     assert "the fix needs blocked paths, which were not changed: migrations/0001_initial.py" in proc.stderr
     assert migration.read_bytes() == before
     assert status(demo_ws) == ""
+
+
+def test_run_fix__dirty_workspace_is_neither_blamed_on_the_model_nor_lost(demo_ws, demo_event) -> None:
+    readme = demo_ws / "README.md"
+    readme.write_text(readme.read_text() + "\nlocal edit by the user\n")
+    (demo_ws / "notes.txt").write_text("untracked notes\n")
+    before = status(demo_ws)
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
+        run = run_fix(
+            demo_event, demo_ws, make_settings(anthropic_base_url=fake.url), anthropic_llm(fake), keep_changes=False
+        )
+    assert run.result.status == "fixed"
+    assert sorted(f.path for f in run.result.files) == ["shop/cart.py", REGRESSION_TEST_PATH]
+    assert status(demo_ws) == before
+    assert readme.read_text().endswith("local edit by the user\n")
+
+
+def test_fix_cli__without_dry_run_leaves_the_change_for_delivery(demo_ws: Path) -> None:
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
+        proc = run_cli(
+            [
+                "fix",
+                "--event-file",
+                str(DEMO / "event.json"),
+                "--workspace",
+                str(demo_ws),
+                "--test-command",
+                TEST_COMMAND,
+            ],
+            {"ANTHROPIC_BASE_URL": fake.url},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "no delivery configured" in proc.stderr
+    assert sorted(status(demo_ws).splitlines()) == [" M shop/cart.py", f"?? {REGRESSION_TEST_PATH}"]
+
+
+def test_fix_cli__unreachable_provider_ends_with_status_error(demo_ws: Path) -> None:
+    proc = run_cli(
+        ["fix", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_ws), "--dry-run"],
+        {
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+            "SENTRY_AUTOFIX_LLM_MAX_RETRIES": "0",
+            "SENTRY_AUTOFIX_LLM_TIMEOUT": "5",
+        },
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.rstrip().splitlines()[-1] == "status: error"
+    assert "ANTHROPIC_BASE_URL" in proc.stderr
+    assert status(demo_ws) == ""
+
+
+def test_fix_cli__missing_api_key_is_a_usage_error_naming_the_setting(demo_ws: Path) -> None:
+    proc = run_cli(
+        ["fix", "--event-file", str(DEMO / "event.json"), "--workspace", str(demo_ws), "--dry-run"],
+        {"ANTHROPIC_API_KEY": ""},
+    )
+    assert proc.returncode == 2
+    assert "ANTHROPIC_API_KEY" in proc.stderr

@@ -190,3 +190,25 @@ def test_read_file__folder_points_to_list_files(box: Toolbox) -> None:
     text, err = call(box, "read_file", path="pkg")
     assert err
     assert "use list_files" in text
+
+
+def test_edit_file__crlf_file_keeps_its_line_endings(box: Toolbox) -> None:
+    (box.workspace / "pkg" / "win.py").write_bytes(b"a = 1\r\nb = 2\r\n")
+    text, err = call(box, "edit_file", path="pkg/win.py", old_text="a = 1\nb = 2\n", new_text="a = 1\nb = 3\n")
+    assert not err, text
+    assert (box.workspace / "pkg" / "win.py").read_bytes() == b"a = 1\r\nb = 3\r\n"
+
+
+def test_edit_file__non_utf8_file_is_refused_not_corrupted(box: Toolbox) -> None:
+    (box.workspace / "pkg" / "latin.txt").write_bytes(b"caf\xe9 = 1\n")
+    text, err = call(box, "edit_file", path="pkg/latin.txt", old_text="= 1", new_text="= 2")
+    assert err
+    assert "not UTF-8" in text
+    assert (box.workspace / "pkg" / "latin.txt").read_bytes() == b"caf\xe9 = 1\n"
+
+
+def test_finish__confidence_is_case_insensitive(box: Toolbox) -> None:
+    args = {"root_cause": "r", "analysis": "a", "confidence": "High", "pr_title": "t", "summary": "s"}
+    _, fin = box.execute(ToolCall("f", "finish", args))
+    assert fin is not None
+    assert fin.confidence == "high"

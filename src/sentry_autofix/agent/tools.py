@@ -161,6 +161,8 @@ def validate_input(spec: ToolSpec, data: dict[str, Any]) -> dict[str, Any]:
                 raise ToolInputError(f"{spec.name}: {name!r} must be an integer")
             if value < prop.get("minimum", value):
                 raise ToolInputError(f"{spec.name}: {name!r} must be >= {prop['minimum']}")
+        if "enum" in prop and isinstance(value, str) and value.strip().lower() in prop["enum"]:
+            value = value.strip().lower()  # "High" means high
         if "enum" in prop and value not in prop["enum"]:
             raise ToolInputError(f"{spec.name}: {name!r} must be one of {prop['enum']}")
         clean[name] = value
@@ -216,7 +218,7 @@ class Toolbox:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_text(self, full: Path, rel: str) -> str:
+    def _read_text(self, full: Path, rel: str, strict: bool = False) -> str:
         if full.is_dir():
             raise ToolInputError(f"{rel}: is a folder; use list_files to see what is in it")
         if not full.is_file():
@@ -225,6 +227,11 @@ class Toolbox:
         data = full.read_bytes()
         if b"\x00" in data[:8192]:
             raise ToolInputError(f"{rel}: binary file, not shown")
+        if strict:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ToolInputError(f"{rel}: not UTF-8 text; edit_file would corrupt it") from None
         return data.decode("utf-8", errors="replace")
 
     def _similar_paths(self, rel: str) -> list[str]:
@@ -345,7 +352,7 @@ class Toolbox:
         full = self.guard.write_path(args["path"], 0)
         self.guard.read_path(args["path"])  # an edit's error hints quote the file: it must be readable too
         self._refuse_ignored(rel)
-        text = self._read_text(full, rel)
+        text = self._read_text(full, rel, strict=True)
         updated = replace_once(text, old, new, rel)
         self.guard.write_path(args["path"], len(updated.encode()))
         full.write_text(updated, encoding="utf-8")
