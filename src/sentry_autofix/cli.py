@@ -78,6 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fix.set_defaults(handler=_fix)
 
+    poll = sub.add_parser(
+        "poll",
+        help="list Sentry issues worth fixing now; print a matrix or send repository_dispatch per issue",
+        description="Pick unresolved Sentry issues that match the filters and are not handled yet. "
+        "Flags override the SENTRY_AUTOFIX_POLL_* settings.",
+    )
+    out = poll.add_mutually_exclusive_group()
+    out.add_argument(
+        "--matrix",
+        action="store_true",
+        help='print {"include": [...]} for strategy.matrix (and set the `matrix` output under Actions)',
+    )
+    out.add_argument("--dispatch", action="store_true", help="send one repository_dispatch per issue")
+    poll.add_argument(
+        "--project", action="append", metavar="SLUG", help="Sentry project slug or id (repeatable; env SENTRY_PROJECTS)"
+    )
+    poll.add_argument("--max-issues", type=int, metavar="N", help="issues to pick (1-256; default 5)")
+    poll.add_argument("--min-events", type=int, metavar="N", help="at least N events within --period (default 1)")
+    poll.add_argument("--period", metavar="PERIOD", help="window for --min-events, e.g. 24h, 14d (default 24h)")
+    poll.add_argument("--level", action="append", metavar="LEVEL", help="error, fatal, ... (repeatable or comma list)")
+    poll.add_argument("--priority", action="append", metavar="P", help="high, medium, low (repeatable or comma list)")
+    poll.add_argument("--environment", action="append", metavar="ENV", help="count events in this environment only")
+    poll.add_argument("--query", metavar="TERMS", help="extra Sentry search terms, e.g. 'release:1.2.0'")
+    poll.add_argument("--no-claim", action="store_true", help="do not post an `in progress` comment on picked issues")
+    poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
+    poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
+    poll.set_defaults(handler=_poll)
+
     return parser
 
 
@@ -117,6 +145,12 @@ def _fix(args: argparse.Namespace) -> int:
         blocked_paths=args.blocked_path,
     )
     return fix_command(args, settings)
+
+
+def _poll(args: argparse.Namespace) -> int:
+    from sentry_autofix.poll import poll_command
+
+    return poll_command(args, _settings_from(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ Only `load_settings()` reads `os.environ`; everything else receives a `Settings`
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -147,8 +148,93 @@ class Settings(BaseSettings):
         None, validation_alias=_env("DISCORD_WEBHOOK_URL", "discord_webhook_url")
     )
 
+    # --- Poll, notifications, lifecycle (issue 6: poll.py, notify/, lifecycle.py) ----------------
+    poll_query: str = Field("", validation_alias=_env("SENTRY_AUTOFIX_POLL_QUERY", "poll_query"))
+    """Extra Sentry search terms added to `is:unresolved`, e.g. `release:1.2.0 !user.email:*@test`."""
+    poll_period: str = Field("24h", validation_alias=_env("SENTRY_AUTOFIX_POLL_PERIOD", "poll_period"))
+    """Window for `poll_min_events` (Sentry `statsPeriod`: a number and s/m/h/d/w, e.g. 24h, 14d)."""
+    poll_min_events: int = Field(1, ge=0, validation_alias=_env("SENTRY_AUTOFIX_POLL_MIN_EVENTS", "poll_min_events"))
+    """Only issues seen at least this many times within `poll_period` (0: no count filter)."""
+    poll_levels: CommaList = Field(
+        default_factory=lambda: ["error", "fatal"], validation_alias=_env("SENTRY_AUTOFIX_POLL_LEVELS", "poll_levels")
+    )
+    """Sentry levels to pick (`error,fatal`); empty: any level."""
+    poll_priorities: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_POLL_PRIORITIES", "poll_priorities")
+    )
+    """Sentry issue priorities to pick (`high`, `medium`, `low`); empty: any priority."""
+    poll_environments: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_POLL_ENVIRONMENTS", "poll_environments")
+    )
+    """Sentry environments to count events in (e.g. `production`); empty: all."""
+    poll_sort: Literal["freq", "date", "new", "user", "trends"] = Field(
+        "freq", validation_alias=_env("SENTRY_AUTOFIX_POLL_SORT", "poll_sort")
+    )
+    """Order in which issues are picked: most events (`freq`), last seen (`date`), newest, most users."""
+    poll_max_issues: int = Field(
+        5, ge=1, le=256, validation_alias=_env("SENTRY_AUTOFIX_POLL_MAX_ISSUES", "poll_max_issues")
+    )
+    """Issues picked per poll (a matrix holds at most 256 jobs)."""
+    poll_scan_limit: int = Field(
+        300, ge=1, le=5000, validation_alias=_env("SENTRY_AUTOFIX_POLL_SCAN_LIMIT", "poll_scan_limit")
+    )
+    """Most Sentry issues looked at per poll (bounds the pages read when many are skipped)."""
+    poll_max_failures: int = Field(
+        3, ge=1, validation_alias=_env("SENTRY_AUTOFIX_POLL_MAX_FAILURES", "poll_max_failures")
+    )
+    """After this many `failed` comments of ours on a Sentry issue, poll stops picking it."""
+    poll_stale_minutes: int = Field(
+        120, ge=1, validation_alias=_env("SENTRY_AUTOFIX_POLL_STALE_MINUTES", "poll_stale_minutes")
+    )
+    """An `in progress` comment of ours older than this is stale: the issue is taken over."""
+    poll_claim: bool = Field(True, validation_alias=_env("SENTRY_AUTOFIX_POLL_CLAIM", "poll_claim"))
+    """Post an `in progress` comment on each picked issue, so an overlapping poll skips it."""
+    poll_event_type: str = Field(
+        "sentry-issue",
+        max_length=100,
+        validation_alias=_env("SENTRY_AUTOFIX_POLL_EVENT_TYPE", "SENTRY_AUTOFIX_EVENT_TYPE", "poll_event_type"),
+    )
+    """`repository_dispatch` event type sent by `poll --dispatch`."""
+    github_output: str | None = Field(None, validation_alias=_env("GITHUB_OUTPUT", "github_output"))
+    """Set by Actions: the file step outputs are appended to (poll writes `matrix` and `count`)."""
+    github_server_url: str = Field(
+        "https://github.com", validation_alias=_env("GITHUB_SERVER_URL", "github_server_url")
+    )
+    github_run_id: str | None = Field(None, validation_alias=_env("GITHUB_RUN_ID", "github_run_id"))
+    """Set by Actions; links a Sentry `in progress` comment to the run that claimed the issue."""
+    slack_api_url: str = Field("https://slack.com/api", validation_alias=_env("SLACK_API_URL", "slack_api_url"))
+    """Slack Web API base, for `chat.postMessage` with SLACK_BOT_TOKEN."""
+    notify_timeout: float = Field(10.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_NOTIFY_TIMEOUT", "notify_timeout"))
+    """Seconds a Slack/Discord request may take; a notifier never fails the run."""
+
+    @field_validator("poll_period")
+    @classmethod
+    def _check_poll_period(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]{0,4}[smhdw]", value):
+            raise ValueError(f"expected a number and s/m/h/d/w such as 24h or 14d, got {value!r}")
+        return value
+
+    @field_validator("poll_priorities", "poll_levels")
+    @classmethod
+    def _check_poll_words(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not re.fullmatch(r"[a-z]{1,20}", word):
+                raise ValueError(f"expected lowercase words such as error or high, got {word!r}")
+        return value
+
+    # --- end of the poll block -------------------------------------------------------------------
+
     _split_lists = field_validator(
-        "sentry_projects", "labels", "blocked_paths", "scrub_env", "source_roots", "path_map", mode="before"
+        "sentry_projects",
+        "labels",
+        "blocked_paths",
+        "scrub_env",
+        "source_roots",
+        "path_map",
+        "poll_levels",
+        "poll_priorities",
+        "poll_environments",
+        mode="before",
     )(_split)
 
     @field_validator("path_map")

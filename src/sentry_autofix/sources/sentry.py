@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -27,6 +29,16 @@ MAX_ATTEMPTS = 4
 MAX_WAIT = 60.0
 """Longest single wait for a rate limit; beyond it we give up rather than stall the job."""
 _SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class SentryComment:
+    """One note on a Sentry issue (`GET /api/0/issues/{id}/comments/`)."""
+
+    id: str
+    text: str
+    created: datetime | None
+    user: str | None
 
 
 class SentryClient:
@@ -56,6 +68,7 @@ class SentryClient:
         )
         self._sleep = sleep
         self._clock = clock
+        self._project_ids: dict[str, str] = {}
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -166,15 +179,31 @@ class SentryClient:
         query: str = "is:unresolved",
         limit: int = 100,
         stats_period: str | None = None,
+        *,
+        projects: Sequence[str] = (),
+        environments: Sequence[str] = (),
+        sort: str | None = None,
     ) -> Iterator[IssueInfo]:
+        """Issues matching `query`, following `Link` cursors until `limit` issues were yielded.
+
+        `project` alone uses the (deprecated) project endpoint; otherwise the organization endpoint
+        with `project=<id>` per entry of `projects` (slugs are resolved to ids, one call each), or
+        `project=-1` — every project the token can see — when none are given.
+        """
         if not self.org:
             raise ConfigError("listing issues needs the organization: set SENTRY_ORG")
         params: dict[str, Any] = {"query": query, "limit": min(100, max(1, limit))}
         if stats_period:
             params["statsPeriod"] = stats_period
-        path = (
-            f"/api/0/projects/{self.org}/{project}/issues/" if project else f"/api/0/organizations/{self.org}/issues/"
-        )
+        if sort:
+            params["sort"] = sort
+        if environments:
+            params["environment"] = list(environments)
+        if project and not projects:
+            path = f"/api/0/projects/{self.org}/{project}/issues/"
+        else:
+            path = f"/api/0/organizations/{self.org}/issues/"
+            params["project"] = [self.project_id(p) for p in projects] or ["-1"]
         url: str | None = path
         seen = 0
         while url and seen < limit:
@@ -193,13 +222,57 @@ class SentryClient:
             nxt = resp.links.get("next", {})
             url = nxt.get("url") if nxt.get("results") == "true" else None
 
+    def project_id(self, project: str) -> str:
+        """A project's numeric id (the organization issues endpoint filters by id, not slug)."""
+        project = project.strip()
+        if project.isdigit():
+            return project
+        if project not in self._project_ids:
+            try:
+                data = self._get_json(f"/api/0/projects/{self.org}/{project}/")
+            except SourceNotFound as exc:
+                raise SourceNotFound(
+                    f"Sentry has no project {project!r} in organization {self.org!r}: check SENTRY_PROJECTS"
+                ) from exc
+            pid = data.get("id") if isinstance(data, dict) else None
+            if pid is None or not str(pid).isdigit():
+                raise SourceError(f"Sentry project {project!r} has no numeric id: check SENTRY_PROJECTS")
+            self._project_ids[project] = str(pid)
+        return self._project_ids[project]
+
+    def list_comments(self, issue_id: str) -> list[SentryComment]:
+        """The newest comments (notes) on an issue, newest first; one page (Sentry sends 100)."""
+        raw = self._get_json(*self._issue_paths(issue_id, "comments/"))
+        if not isinstance(raw, list):
+            raise SourceError(f"Sentry's comment listing for issue {issue_id} was not a list")
+        comments = []
+        for item in raw:
+            data = item.get("data") if isinstance(item, dict) else None
+            text = data.get("text") if isinstance(data, dict) else None
+            if not isinstance(text, str):
+                continue
+            user = item.get("user")
+            comments.append(
+                SentryComment(
+                    id=str(item.get("id", "")),
+                    text=text[:8000],
+                    created=_parse_time(item.get("dateCreated")),
+                    user=str(user.get("username") or user.get("email") or user.get("id") or "")[:200]
+                    if isinstance(user, dict)
+                    else None,
+                )
+            )
+        return comments
+
     def add_comment(self, issue_id: str, text: str) -> None:
         paths = self._issue_paths(issue_id, "comments/")
         try:
             self.request("POST", paths[0], json={"text": text[:4000]})
         except SourceError as exc:
-            # The same text twice within an hour is a 400 from Sentry: the comment is there already.
-            if "400" in str(exc) and "duplicate" in str(exc).lower():
+            # The same text twice within an hour is a 400 from Sentry ("You have already posted that
+            # comment."): the comment is there already.
+            text_of = str(exc).lower()
+            if "400" in text_of and ("duplicate" in text_of or "already posted" in text_of):
                 log.info("Sentry comment already present on issue %s", issue_id)
                 return
             raise
@@ -220,3 +293,13 @@ def _detail(resp: requests.Response) -> str:
     if isinstance(body, list) and body and isinstance(body[0], str):
         return body[0][:300]
     return resp.reason or ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -1,0 +1,86 @@
+"""The marks sentry-autofix leaves so that later runs recognise its own work.
+
+* On GitHub: the hidden body marker `<!-- sentry-autofix:issue=<numeric id> -->` in PR and issue
+  bodies (SPEC §6, §11). Poll finds every open one with a single search call.
+* On Sentry: comments whose first line carries a state tag `[sentry-autofix:<state>]`. Poll reads
+  them to skip issues another run is working on (`in-progress`, fresh) and to stop retrying an
+  issue after N `failed` attempts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+MARKER_PREFIX = "sentry-autofix:issue"
+"""What a GitHub search for marked bodies looks for (the tokens of the marker before the id)."""
+_MARKER = re.compile(r"<!--\s*sentry-autofix:issue=(\d{1,20})\s*-->")
+
+
+def marker_for(issue_id: str) -> str:
+    if not issue_id.isdigit():
+        raise ValueError(f"the marker takes Sentry's numeric issue id, got {issue_id!r}")
+    return f"<!-- sentry-autofix:issue={issue_id} -->"
+
+
+def issue_ids_in(body: str | None) -> set[str]:
+    """Sentry issue ids whose marker appears in a PR/issue body."""
+    return set(_MARKER.findall(body or ""))
+
+
+@dataclass(frozen=True)
+class MarkedItem:
+    """A GitHub issue or pull request whose body carries our marker."""
+
+    number: int
+    kind: Literal["issue", "pr"]
+    state: Literal["open", "closed"]
+    url: str
+    issue_ids: frozenset[str]
+
+
+CommentState = Literal["in-progress", "failed", "pr-opened", "draft-pr-opened", "issue-opened", "no-fix", "skipped"]
+COMMENT_STATES: tuple[str, ...] = (
+    "in-progress",
+    "failed",
+    "pr-opened",
+    "draft-pr-opened",
+    "issue-opened",
+    "no-fix",
+    "skipped",
+)
+DELIVERED_STATES = frozenset({"pr-opened", "draft-pr-opened", "issue-opened"})
+_STATE_TAG = re.compile(r"^\s*\[sentry-autofix:([a-z-]{1,30})\]")
+
+_STATE_WORDS = {
+    "in-progress": "working on a fix",
+    "failed": "the fix attempt failed",
+    "pr-opened": "opened a pull request",
+    "draft-pr-opened": "opened a draft pull request",
+    "issue-opened": "opened a triage issue",
+    "no-fix": "found no fix it trusts",
+    "skipped": "skipped this issue",
+}
+
+
+def state_comment(state: CommentState, detail: str = "", link: str | None = None) -> str:
+    """Text of a Sentry comment that poll can read back: the tag comes first, on its own line.
+
+    `detail` must already be free of secrets; it is cut short because Sentry comments are read by
+    humans and a duplicate text within an hour is refused (the timestamp-free tag line is not).
+    """
+    lines = [f"[sentry-autofix:{state}] sentry-autofix {_STATE_WORDS[state]}."]
+    if detail:
+        lines.append(detail.strip()[:1500])
+    if link and link.startswith(("https://", "http://")):
+        lines.append(link)
+    return "\n".join(lines)
+
+
+def comment_state(text: str) -> str | None:
+    """The state tag a comment starts with, or None for any other comment."""
+    match = _STATE_TAG.match(text or "")
+    if match and match.group(1) in COMMENT_STATES:
+        return match.group(1)
+    return None
