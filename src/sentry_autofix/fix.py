@@ -120,16 +120,55 @@ def run_fix(
     progress: Callable[[str], None] | None = None,
 ) -> FixRun:
     """Let the agent fix `event` in `workspace`; the change stays there only if `keep_changes`
-    and the result is `fixed` (a blocked or unfinished change is always rolled back)."""
+    and the result is `fixed` (a blocked or unfinished change is always rolled back — also when
+    anything, even a bug of ours or Ctrl-C, interrupts the run)."""
     started = clock()
     workspace = workspace.resolve()
     if not workspace.is_dir() or not is_work_tree(workspace):
         raise InputError(f"{workspace} is not a git work tree: pass --workspace pointing at the checkout")
     baseline = wsdiff.take_baseline(workspace)
+    written: set[str] = set()
+    try:
+        return _run_fix(
+            event,
+            workspace,
+            settings,
+            llm,
+            baseline,
+            written,
+            triage,
+            test_runner,
+            keep_changes,
+            clock,
+            progress,
+            started,
+        )
+    except BaseException:
+        try:
+            wsdiff.restore(workspace, baseline, written)
+        except Exception as exc:  # never mask the original failure
+            log.error("could not restore the workspace: %s", exc)
+        raise
+
+
+def _run_fix(
+    event: ErrorEvent,
+    workspace: Path,
+    settings: Settings,
+    llm: LLM,
+    baseline: wsdiff.Baseline,
+    written: set[str],
+    triage: TriageReport | None,
+    test_runner: TestRunner | None,
+    keep_changes: bool,
+    clock: Callable[[], float],
+    progress: Callable[[str], None] | None,
+    started: float,
+) -> FixRun:
     guard = PathGuard(workspace, settings.all_blocked_paths)
     runner = test_runner or default_test_runner(workspace, settings)
     command = settings.test_command
-    toolbox = Toolbox(workspace, guard, runner, command, secret_values=settings.secret_values())
+    toolbox = Toolbox(workspace, guard, runner, command, secret_values=settings.secret_values(), written=written)
     run = FixRun(result=FixResult(status="no-fix"), baseline=baseline)
 
     def finish(result: FixResult, keep: bool) -> FixRun:
@@ -160,10 +199,9 @@ def run_fix(
             clock=clock,
             progress=progress,
         )
-    except ConfigError:
-        wsdiff.restore(workspace, baseline, toolbox.written)
-        raise
     except AutofixError as exc:
+        if isinstance(exc, ConfigError):
+            raise
         return finish(FixResult(status="error", error=str(exc)), keep=False)
 
     run.stop, run.model_seconds, run.test_seconds = outcome.stop, outcome.model_seconds, outcome.test_seconds
@@ -294,8 +332,11 @@ def fix_command(
         return _fix_command(args, settings, llm, source, deliver, out, err)
     except (ConfigError, InputError):
         raise
-    except AutofixError as exc:
-        print(f"sentry-autofix: error: {exc}", file=err)
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        kind = "error" if isinstance(exc, AutofixError) else f"internal error: {type(exc).__name__}"
+        print(f"sentry-autofix: {kind}: {exc}", file=err)
         out.write("status: error\n")
         out.flush()
         return 1

@@ -567,3 +567,26 @@ def test_fix_cli__missing_api_key_is_a_usage_error_naming_the_setting(demo_ws: P
     )
     assert proc.returncode == 2
     assert "ANTHROPIC_API_KEY" in proc.stderr
+
+
+class _ExplodingLLM:
+    """Stands in for a provider bug: the first turn edits a file, the second raises."""
+
+    model = "claude-sonnet-5-5"
+
+    def __init__(self) -> None:
+        self.turns = 0
+
+    def complete(self, system, messages, tools):  # type: ignore[no-untyped-def]
+        from sentry_autofix.agent.llm import AssistantTurn, ToolCall
+
+        self.turns += 1
+        if self.turns == 1:
+            return AssistantTurn(tool_calls=(ToolCall("t1", "write_file", {"path": "shop/x.py", "content": "x\n"}),))
+        raise RuntimeError("provider bug")
+
+
+def test_run_fix__unexpected_exception_still_restores_the_workspace(demo_ws, demo_event) -> None:
+    with pytest.raises(RuntimeError, match="provider bug"):
+        run_fix(demo_event, demo_ws, make_settings(), _ExplodingLLM())
+    assert status(demo_ws) == ""
