@@ -171,3 +171,27 @@ def test_anthropic_provider__sends_the_documented_x_api_key_header_too() -> None
     assert headers["x-api-key"] == ANTHROPIC_KEY
     assert headers["anthropic-version"]
     assert ANTHROPIC_KEY not in fake.requests[0].text
+
+
+@responses.activate
+def test_openai_compat__switches_to_max_completion_tokens_when_the_server_asks() -> None:
+    responses.post(
+        URL,
+        status=400,
+        json={
+            "error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+            }
+        },
+    )
+    responses.post(URL, json=OK_BODY)
+    llm = OpenAICompatLLM("o4-mini", base_url="http://llm.test/v1", max_retries=0, sleep=lambda _s: None)
+    llm.complete("s", [UserMessage("x")], TOOL_SPECS)
+    first, second = (json.loads(c.request.body) for c in responses.calls)
+    assert "max_tokens" in first
+    assert "max_completion_tokens" not in first
+    assert second["max_completion_tokens"] == 8192
+    assert "max_tokens" not in second
+    assert OpenAICompatLLM("gpt-5").token_param == "max_completion_tokens"  # OpenAI's own host

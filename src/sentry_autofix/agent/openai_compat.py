@@ -156,6 +156,9 @@ class OpenAICompatLLM:
         self.max_output_tokens = max_output_tokens
         self.session = session or requests.Session()
         self.sleep = sleep
+        # OpenAI's own API wants `max_completion_tokens` (reasoning models refuse `max_tokens`);
+        # Ollama and older gateways only know `max_tokens`. Start by host, switch on the 400 that says so.
+        self.token_param = "max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatLLM:
@@ -183,14 +186,17 @@ class OpenAICompatLLM:
         return headers
 
     def complete(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AssistantTurn:
-        payload = {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": to_wire_messages(system, messages),
             "tools": to_wire_tools(tools),
-            "max_tokens": self.max_output_tokens,
         }
         attempt = 0
+        switched = False
         while True:
+            payload.pop("max_tokens", None)
+            payload.pop("max_completion_tokens", None)
+            payload[self.token_param] = self.max_output_tokens
             try:
                 resp = self.session.post(self.url, json=payload, headers=self._headers(), timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -210,6 +216,11 @@ class OpenAICompatLLM:
                 self.sleep(self._backoff(attempt, retry_after_seconds(resp.headers)))
                 attempt += 1
                 continue
+            if resp.status_code == 400 and not switched:
+                other = "max_tokens" if self.token_param == "max_completion_tokens" else "max_completion_tokens"
+                if other in _error_text(resp) or self.token_param in _error_text(resp):
+                    self.token_param, switched = other, True
+                    continue
             if resp.status_code >= 400:
                 raise LLMError(f"chat completions error {resp.status_code}: {_error_text(resp)}")
             try:
