@@ -54,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     triage.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     triage.set_defaults(handler=_triage)
 
+    relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch relay")
+    relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
+    relay_serve = relay_sub.add_parser(
+        "serve", help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)"
+    )
+    relay_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    relay_serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
+    relay_serve.add_argument(
+        "--threads", type=int, metavar="N", help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)"
+    )
+    relay_serve.add_argument("--db", metavar="FILE", help="SQLite outbox file (env SENTRY_AUTOFIX_RELAY_DB)")
+    relay_serve.set_defaults(handler=_relay_serve)
+
     return parser
 
 
@@ -72,6 +85,16 @@ def _triage(args: argparse.Namespace) -> int:
     from sentry_autofix.pipeline import triage_command
 
     return triage_command(args, _settings_from(args))
+
+
+def _relay_serve(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.relay.logs import configure_logging
+    from sentry_autofix.relay.server import serve
+
+    settings = load_settings(relay_db=args.db, relay_threads=args.threads)
+    configure_logging(settings.relay_log_format)
+    return serve(settings, host=args.host, port=args.port, threads=settings.relay_threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
