@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     relay_serve.add_argument(
         "--threads", type=int, metavar="N", help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)"
     )
+    relay_serve.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)"
+    )
+    relay_serve.add_argument(
+        "--server", choices=["gunicorn", "waitress"], help="WSGI server (env SENTRY_AUTOFIX_RELAY_SERVER)"
+    )
     relay_serve.add_argument("--db", metavar="FILE", help="SQLite outbox file (env SENTRY_AUTOFIX_RELAY_DB)")
     relay_serve.set_defaults(handler=_relay_serve)
 
@@ -92,9 +98,18 @@ def _relay_serve(args: argparse.Namespace) -> int:
     from sentry_autofix.relay.logs import configure_logging
     from sentry_autofix.relay.server import serve
 
-    settings = load_settings(relay_db=args.db, relay_threads=args.threads)
+    settings = load_settings(
+        relay_db=args.db, relay_threads=args.threads, relay_workers=args.workers, relay_server=args.server
+    )
     configure_logging(settings.relay_log_format)
-    return serve(settings, host=args.host, port=args.port, threads=settings.relay_threads)
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        threads=settings.relay_threads,
+        workers=settings.relay_workers,
+        server=settings.relay_server,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -202,10 +202,20 @@ class Settings(BaseSettings):
         86400.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_MAX_RETRY_AGE", "relay_max_retry_age")
     )
     """Seconds a refused dispatch is retried (with backoff) before it is marked failed."""
+    relay_dispatch_rate: float = Field(
+        1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_RATE", "relay_dispatch_rate")
+    )
+    """Dispatches per second at most, all repos together: stays under GitHub's secondary limits (80/min)."""
+    relay_server: Literal["waitress", "gunicorn"] = Field(
+        "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
+    )
+    """WSGI server of `relay serve`: waitress (threads; the `relay` extra) or gunicorn (processes × threads)."""
+    relay_workers: int = Field(2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers"))
+    """Worker processes (gunicorn); they share the SQLite outbox."""
     relay_threads: int = Field(
         8, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_THREADS", "relay_threads")
     )
-    """Worker threads of the WSGI server."""
+    """Worker threads (waitress), or threads per worker process (gunicorn)."""
     relay_log_format: Literal["json", "text"] = Field(
         "json", validation_alias=_env("SENTRY_AUTOFIX_RELAY_LOG_FORMAT", "relay_log_format")
     )

@@ -1,10 +1,10 @@
 """The relay: Sentry webhooks → verified, filtered, deduplicated, durable `repository_dispatch`.
 
-    decide(headers, body, config)   pure: verify, parse, filter, route, shape the payload
-    Relay.handle(headers, body)     decide + store in the outbox → (status, json); also a WSGI app
-    Dispatcher                      background thread: outbox → GitHub, retry with backoff
-    SQLiteStore                     the embedded OutboxStore (WAL)
-    build(settings) / serve(...)    wiring for `sentry-autofix relay serve`
+decide(headers, body, config)   pure: verify, parse, filter, route, shape the payload
+Relay.handle(headers, body)     decide + store in the outbox → (status, json); also a WSGI app
+Dispatcher                      background thread: outbox → GitHub, retry with backoff
+SQLiteStore                     the embedded OutboxStore (WAL)
+build(settings) / serve(...)    wiring for `sentry-autofix relay serve`
 """
 
 from __future__ import annotations

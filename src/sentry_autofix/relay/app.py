@@ -63,7 +63,13 @@ class Relay:
             self.counters.inc(f"rejected_{decision.status}")
             log.warning(
                 "webhook rejected",
-                extra={"fields": {"event": "webhook.rejected", "status": decision.status, "error": decision.error}},
+                extra={
+                    "fields": {
+                        "event": "webhook.rejected",
+                        "status": decision.status,
+                        "error": decision.error,
+                    }
+                },
             )
             return decision.status, {"status": "rejected", "error": decision.error}
         if isinstance(decision, Ignore):
@@ -114,7 +120,12 @@ class Relay:
         if result.status == "queued":
             if self._on_stored is not None:
                 self._on_stored()
-            return 202, {"status": "queued", "id": result.id, "repo": decision.repo, "issue_id": decision.issue_id}
+            return 202, {
+                "status": "queued",
+                "id": result.id,
+                "repo": decision.repo,
+                "issue_id": decision.issue_id,
+            }
         return 200, {"status": result.status, "issue_id": decision.issue_id}
 
     def health(self) -> tuple[int, dict[str, Any]]:
@@ -160,7 +171,9 @@ class Relay:
             self.counters.inc("received")
             self.counters.inc("rejected_413")
             return _respond(
-                start_response, 413, {"status": "rejected", "error": f"body larger than {self.config.max_body} bytes"}
+                start_response,
+                413,
+                {"status": "rejected", "error": f"body larger than {self.config.max_body} bytes"},
             )
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         status, payload = self.handle(_wsgi_headers(environ), body)
@@ -188,7 +201,11 @@ def _respond(start_response: StartResponse, status: int, body: dict[str, Any], *
 
 
 def _wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    headers = {key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")}
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = str(environ["CONTENT_TYPE"])
     return headers

@@ -116,9 +116,9 @@ def _read_file(path: str) -> dict[str, Any]:
         if file.suffix == ".toml":
             if sys.version_info < (3, 11):
                 raise ConfigError("SENTRY_AUTOFIX_RELAY_CONFIG: TOML needs Python 3.11+; use a .json file")
-            import tomllib
+            import importlib
 
-            data: Any = tomllib.loads(text)
+            data: Any = importlib.import_module("tomllib").loads(text)
         else:
             data = json.loads(text)
     except ValueError as exc:
@@ -178,13 +178,17 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
 
     routes = _file_routes(data, default_event_type=event_type)
     # Env routes win over the file: the environment is what an operator changes last.
-    routes.update(_parse_routes(settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES"))
+    routes.update(
+        _parse_routes(settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES")
+    )
     default_repo = settings.relay_default_repo or data.get("default_repo")
     default_route = None
     if default_repo:
         if not isinstance(default_repo, str):
             raise ConfigError("SENTRY_AUTOFIX_RELAY_CONFIG default_repo: must be a string")
-        default_route = parse_route(default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO")
+        default_route = parse_route(
+            default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO"
+        )
     if not routes and default_route is None:
         raise ConfigError(
             "no route: set SENTRY_AUTOFIX_ROUTES (project=owner/repo,…) or SENTRY_AUTOFIX_DEFAULT_REPO"
@@ -199,10 +203,15 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
     if {"issue.ignored", "issue.archived"} & set(actions):
         # Sentry sends archive as `ignored` although its docs say `archived` (SPEC §10): one switch.
         actions = [*actions, "issue.ignored", "issue.archived"]
-    levels = [lv.lower() for lv in _str_list(data.get("levels", settings.relay_levels), "SENTRY_AUTOFIX_RELAY_LEVELS")]
+    levels = [
+        lv.lower()
+        for lv in _str_list(data.get("levels", settings.relay_levels), "SENTRY_AUTOFIX_RELAY_LEVELS")
+    ]
     bad_levels = sorted(set(levels) - LEVELS)
     if bad_levels:
-        raise ConfigError(f"SENTRY_AUTOFIX_RELAY_LEVELS: unknown {bad_levels}; known: {', '.join(sorted(LEVELS))}")
+        raise ConfigError(
+            f"SENTRY_AUTOFIX_RELAY_LEVELS: unknown {bad_levels}; known: {', '.join(sorted(LEVELS))}"
+        )
     return RelayConfig(
         secret=secret.encode("utf-8"),
         routes=routes,

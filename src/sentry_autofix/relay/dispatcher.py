@@ -42,8 +42,8 @@ class Counters:
 
 def backoff(attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with full jitter in its upper half: base·2^(n-1), capped."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay * (0.5 + 0.5 * rng())
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(delay * (0.5 + 0.5 * rng()))
 
 
 class Dispatcher:
@@ -61,6 +61,7 @@ class Dispatcher:
         backoff_cap: float = 300.0,
         max_retry_age: float = 86400.0,
         keep_for: float = 86400.0,
+        rate: float | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -77,22 +78,43 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._last_checkpoint = 0.0
+        # GitHub's secondary limits allow ~80 content-creating requests a minute; a burst of new
+        # issues is spread out instead of being refused (and each dispatch starts a workflow run).
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next_send = 0.0
+        if rate:
+            self._batch = max(1, min(batch, int(rate * lease / 2)))
 
     def wake(self) -> None:
-        self._wake.set()
+        # Called once per stored webhook: skip the Condition (a futex under load) when already set.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def run_once(self) -> int:
         """Send every dispatch that is due now; returns how many were claimed."""
         now = self._clock()
+        if now - self._last_checkpoint >= 1.0:
+            self._last_checkpoint = now
+            self.store.checkpoint()
         if now - self._last_prune > 600:
             self._last_prune = now
             pruned = self.store.prune(older_than=now - self._keep_for)
             if pruned:
                 log.info("pruned outbox", extra={"fields": {"event": "outbox.pruned", "rows": pruned}})
         claimed = self.store.claim(now=now, limit=self._batch, lease=self._lease)
-        for item in claimed:
+        for index, item in enumerate(claimed):
+            if self._interval:
+                wait = self._next_send - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+                self._next_send = max(self._next_send, time.monotonic()) + self._interval
             if self._stop.is_set():
-                # Leave the rest leased; the lease runs out and the next start sends them.
+                # Shutting down: hand the unsent rest back so the next start (or a replica) sends them now.
+                for rest in claimed[index:]:
+                    self.store.mark_retry(
+                        rest.id, next_attempt_at=self._clock(), error="released at shutdown"
+                    )
                 break
             self._send(item)
         return len(claimed)
@@ -133,7 +155,14 @@ class Dispatcher:
         self.counters.inc("dispatch_retried")
         log.warning(
             "dispatch refused, will retry",
-            extra={"fields": {"event": "dispatch.retry", "error": outcome.detail, "retry_in_s": round(delay, 2), **fields}},
+            extra={
+                "fields": {
+                    "event": "dispatch.retry",
+                    "error": outcome.detail,
+                    "retry_in_s": round(delay, 2),
+                    **fields,
+                }
+            },
         )
 
     def _loop(self) -> None:

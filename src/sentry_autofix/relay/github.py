@@ -19,7 +19,7 @@ import requests
 
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
-from sentry_autofix.errors import ConfigError, CodeHostError
+from sentry_autofix.errors import CodeHostError, ConfigError
 
 USER_AGENT = f"sentry-autofix-relay/{__version__}"
 API_VERSION = "2022-11-28"
@@ -116,7 +116,9 @@ class GitHubAppAuth:
         if repo in self._installations:
             return self._installations[repo]
         resp = self._session.get(
-            f"{self._api}/repos/{repo}/installation", headers=self._headers(self.app_jwt()), timeout=self._timeout
+            f"{self._api}/repos/{repo}/installation",
+            headers=self._headers(self.app_jwt()),
+            timeout=self._timeout,
         )
         if resp.status_code != 200:
             raise CodeHostError(
@@ -219,7 +221,9 @@ class GitHubDispatcher:
         except CodeHostError as exc:
             return DispatchOutcome(False, True, None, str(exc))
         except requests.RequestException as exc:
-            return DispatchOutcome(False, True, None, f"GitHub unreachable while getting a token: {type(exc).__name__}")
+            return DispatchOutcome(
+                False, True, None, f"GitHub unreachable while getting a token: {type(exc).__name__}"
+            )
         try:
             resp = self._session.post(
                 f"{self._api}/repos/{repo}/dispatches",
@@ -242,7 +246,9 @@ class GitHubDispatcher:
         if status == 401:
             # An App token may have expired early or been revoked: get a fresh one next time.
             self.auth.invalidate(repo)
-            return DispatchOutcome(False, True, status, f"401 {detail}: check GITHUB_TOKEN / GitHub App", wait)
+            return DispatchOutcome(
+                False, True, status, f"401 {detail}: check GITHUB_TOKEN / GitHub App", wait
+            )
         if status in (400, 422):
             # The request itself is wrong (payload or event type): retrying cannot help.
             return DispatchOutcome(False, False, status, f"{status} {detail}")

@@ -2,21 +2,29 @@
 
 Fields come from `extra={"fields": {...}}`; nothing secret is ever put there (headers and bodies
 are not logged at all, only the ids we routed on).
+
+Request threads only append the record to a deque (no lock, no wake-up); one writer thread formats
+and writes everything that piled up, every 50 ms. Under load that is one write per batch instead
+of a lock hand-off and a syscall per line, which showed up in the relay's p99.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
+import threading
 import time
-from typing import Any
+from collections import deque
+from typing import Any, TextIO
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -35,18 +43,97 @@ class TextFormatter(logging.Formatter):
         extra = ""
         if isinstance(fields, dict):
             extra = " " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
-        line = f"{time.strftime('%H:%M:%S', time.gmtime(record.created))} {record.levelname} {record.getMessage()}{extra}"
+        stamp = time.strftime("%H:%M:%S", time.gmtime(record.created))
+        line = f"{stamp} {record.levelname} {record.getMessage()}{extra}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
+class BatchingHandler(logging.Handler):
+    """Append-only in the caller's thread; a daemon thread writes batches to `stream`."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+        super().__init__()
+        self._stream = stream
+        self._records: deque[logging.LogRecord] = deque()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay-log-writer", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and not record.exc_text:
+            # Traceback objects must be rendered now, while the frames still exist.
+            record.exc_text = self.format(record)
+            record.exc_info = None
+            record.msg, record.args = record.exc_text, None
+            record.fields = None
+            self._records.append(record)
+            return
+        self._records.append(record)
+
+    def _drain(self) -> None:
+        lines = []
+        while self._records:
+            record = self._records.popleft()
+            try:
+                lines.append(self.format(record) if record.exc_text is None else record.getMessage())
+            except Exception:  # a bad record must not stop the writer
+                lines.append(f'{{"level": "error", "msg": "unformattable log record from {record.name}"}}')
+        if lines:
+            try:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._drain()
+        self._drain()
+
+    def flush(self) -> None:
+        self._drain()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._drain()
+        super().close()
+
+
+_handler: BatchingHandler | None = None
+
+
 def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Route the relay's and waitress's logs to stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    for name in ("sentry_autofix", "waitress"):
+    """Route the relay's and the WSGI server's logs to stderr in the chosen format."""
+    global _handler
+    # Logging HOWTO, "Optimization": skip caller and process lookups nobody reads in these lines.
+    logging._srcfile = None
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if _handler is not None:
+        _handler.close()
+    _handler = BatchingHandler(sys.stderr)
+    _handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    atexit.register(_handler.close)
+    for name in ("sentry_autofix", "waitress", "gunicorn.error"):
         logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
+        logger.handlers[:] = [_handler]
         logger.setLevel(level)
         logger.propagate = False
+
+
+def restart_log_writer() -> None:
+    """After a fork (gunicorn workers) the writer thread is gone: start a new one."""
+    global _handler
+    if _handler is not None:
+        old = _handler
+        _handler = BatchingHandler(old._stream)
+        _handler.setFormatter(old.formatter)
+        _handler.setLevel(old.level)
+        for name in ("sentry_autofix", "waitress", "gunicorn.error"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [_handler]
+        atexit.register(_handler.close)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from sentry_autofix.config import Settings
+from sentry_autofix.errors import ConfigError
 from sentry_autofix.relay.app import Relay
 from sentry_autofix.relay.config import build_relay_config
 from sentry_autofix.relay.dispatcher import Counters, Dispatcher
@@ -41,12 +42,89 @@ def build(settings: Settings) -> RelayParts:
         counters=counters,
         max_retry_age=config.max_retry_age,
         keep_for=max(config.dedup_window, config.rate_window, 3600.0),
+        rate=settings.relay_dispatch_rate,
     )
     relay = Relay(config, store, counters=counters, on_stored=dispatcher.wake, auth_kind=client.auth.kind)
     return RelayParts(relay, dispatcher, store)
 
 
-def serve(settings: Settings, *, host: str, port: int, threads: int) -> int:
+def serve(
+    settings: Settings, *, host: str, port: int, threads: int, workers: int = 1, server: str = "waitress"
+) -> int:
+    if server == "gunicorn":
+        return serve_gunicorn(settings, host=host, port=port, threads=threads, workers=workers)
+    return serve_waitress(settings, host=host, port=port, threads=threads)
+
+
+def serve_gunicorn(settings: Settings, *, host: str, port: int, threads: int, workers: int) -> int:
+    try:
+        from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise ConfigError(
+            "SENTRY_AUTOFIX_RELAY_SERVER=gunicorn needs gunicorn: pip install gunicorn"
+        ) from exc
+
+    # Validate everything (and create the schema) in the master, before any worker forks, so a bad
+    # setting stops the start with one clear message instead of a crash loop of workers.
+    build(settings).store.close()
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        parts: RelayParts | None = None
+
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "graceful_timeout": 20,
+                "timeout": 30,
+                "keepalive": 5,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "info",
+                "proc_name": "sentry-autofix-relay",
+                "limit_request_field_size": 16380,
+                "when_ready": _when_ready,
+                "worker_exit": self._worker_exit,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Relay:
+            # Runs in each worker after the fork: own SQLite connections, own dispatcher thread.
+            self.parts = build(settings)
+            self.parts.dispatcher.start()
+            return self.parts.relay
+
+        def _worker_exit(self, server: object, worker: object) -> None:
+            if self.parts is not None:
+                self.parts.dispatcher.stop(timeout=15.0)
+                self.parts.store.close()
+
+    def _when_ready(server: object) -> None:
+        listeners = getattr(server, "LISTENERS", [])
+        address = listeners[0].sock.getsockname() if listeners else (host, port)
+        log.info(
+            f"listening on http://{address[0]}:{address[1]}",
+            extra={
+                "fields": {
+                    "event": "relay.started",
+                    "server": "gunicorn",
+                    "host": address[0],
+                    "port": address[1],
+                    "workers": workers,
+                    "threads": threads,
+                    "db": settings.relay_db,
+                }
+            },
+        )
+
+    _App().run()
+    return 0
+
+
+def serve_waitress(settings: Settings, *, host: str, port: int, threads: int) -> int:
     from waitress import create_server  # the `relay` extra
 
     parts = build(settings)

@@ -184,7 +184,9 @@ def _event_fields(data: dict[str, Any], key: str, config: RelayConfig) -> _Field
         issue_id=event.get("issue_id"),
         short_id=None,  # event webhooks carry no short id; the Action reads it from Sentry's API
         project_slug=_project_slug_from_url(event.get("url")),
-        project_id=str(pid) if isinstance(pid, (str, int)) and not isinstance(pid, bool) and str(pid).isdigit() else None,
+        project_id=str(pid)
+        if isinstance(pid, (str, int)) and not isinstance(pid, bool) and str(pid).isdigit()
+        else None,
         org=_org_from_urls(event.get("url"), event.get("web_url"), event.get("issue_url")) or config.org,
         substatus=None,
         level=event.get("level"),
@@ -194,7 +196,9 @@ def _event_fields(data: dict[str, Any], key: str, config: RelayConfig) -> _Field
     )
 
 
-def build_client_payload(fields: _Fields, *, resource: str, action: str, request_id: str | None) -> dict[str, Any]:
+def build_client_payload(
+    fields: _Fields, *, resource: str, action: str, request_id: str | None
+) -> dict[str, Any]:
     """≤ 10 top-level keys (GitHub's limit); the nested `sentry` object carries the rest."""
     context = {k: v for k, v in fields.extra.items() if v is not None}
     context.update(
@@ -237,7 +241,11 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return Reject(400, "body is not JSON")
-    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str) or not isinstance(doc.get("data"), dict):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("action"), str)
+        or not isinstance(doc.get("data"), dict)
+    ):
         return Reject(400, "body is not a Sentry webhook (needs an object with 'action' and 'data')")
     action: str = doc["action"]
     data: dict[str, Any] = doc["data"]
@@ -281,9 +289,9 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
         return Ignore("unknown project", resource, action, issue_id, project)
 
     request_id = h.get(REQUEST_ID_HEADER)
+    # Every value is capped (_text), so the payload stays far below MAX_PAYLOAD_BYTES by
+    # construction; tests/relay check the worst case instead of paying a json.dumps per webhook.
     payload = build_client_payload(fields, resource=resource, action=action, request_id=request_id)
-    if len(json.dumps(payload).encode()) >= MAX_PAYLOAD_BYTES:  # cannot happen with the caps above
-        return Reject(400, "client_payload would exceed GitHub's limit")
     return Forward(
         issue_id=issue_id,
         dedup_group=_DEDUP_GROUP[key],
