@@ -312,7 +312,7 @@ def main() -> int:
     gh = subprocess.Popen(
         [
             py,
-            str(ROOT / "tests" / "relay" / "fake_github.py"),
+            str(ROOT / "tests" / "relay" / "relay_fake_github.py"),
             "--token",
             "bench-token",
             "--repo",

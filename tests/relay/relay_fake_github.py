@@ -10,7 +10,7 @@ bodies, `retry-after` / `x-ratelimit-*` headers) for:
   GitHub App auth; the app JWT is verified (RS256, `iss`, `exp` ≤ 10 min) against the public key.
 
 Failures can be scripted (`fail_next`) to play outages, 429s and secondary rate limits. Run as a
-script (`python fake_github.py --port 0 --token T --repo o/r`) it prints `PORT <n>` and serves
+script (`python relay_fake_github.py --port 0 --token T --repo o/r`) it prints `PORT <n>` and serves
 until killed, logging each dispatch as one JSON line on stdout (used by subprocess tests and bench).
 """
 
