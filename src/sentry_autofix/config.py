@@ -202,6 +202,14 @@ class Settings(BaseSettings):
         86400.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_MAX_RETRY_AGE", "relay_max_retry_age")
     )
     """Seconds a refused dispatch is retried (with backoff) before it is marked failed."""
+    relay_retry_base: float = Field(
+        1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_BASE", "relay_retry_base")
+    )
+    """Seconds before the first retry of a refused dispatch; doubles each time (with jitter)."""
+    relay_retry_cap: float = Field(
+        300.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_CAP", "relay_retry_cap")
+    )
+    """Longest wait between two retries, in seconds (a longer `retry-after` from GitHub still wins)."""
     relay_dispatch_rate: float = Field(
         1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_RATE", "relay_dispatch_rate")
     )

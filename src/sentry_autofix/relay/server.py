@@ -43,6 +43,8 @@ def build(settings: Settings) -> RelayParts:
         max_retry_age=config.max_retry_age,
         keep_for=max(config.dedup_window, config.rate_window, 3600.0),
         rate=settings.relay_dispatch_rate,
+        backoff_base=settings.relay_retry_base,
+        backoff_cap=settings.relay_retry_cap,
     )
     relay = Relay(config, store, counters=counters, on_stored=dispatcher.wake, auth_kind=client.auth.kind)
     return RelayParts(relay, dispatcher, store)
