@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         default_factory=lambda: list(RELAY_DEFAULT_ACTIONS),
         validation_alias=_env("SENTRY_AUTOFIX_RELAY_ACTIONS", "relay_actions"),
     )
-    """`resource.action` pairs forwarded; add issue.resolved, issue.ignored, issue.archived to annotate/close."""
+    """`resource.action` pairs to forward; add issue.resolved / issue.ignored to annotate or close."""
     relay_levels: CommaList = Field(
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_RELAY_LEVELS", "relay_levels")
     )
@@ -217,8 +217,10 @@ class Settings(BaseSettings):
     relay_server: Literal["waitress", "gunicorn"] = Field(
         "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
     )
-    """WSGI server of `relay serve`: waitress (threads; the `relay` extra) or gunicorn (processes × threads)."""
-    relay_workers: int = Field(2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers"))
+    """WSGI server: waitress (threads, the `relay` extra) or gunicorn (worker processes × threads)."""
+    relay_workers: int = Field(
+        2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers")
+    )
     """Worker processes (gunicorn); they share the SQLite outbox."""
     relay_threads: int = Field(
         8, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_THREADS", "relay_threads")
