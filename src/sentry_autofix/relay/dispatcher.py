@@ -78,7 +78,6 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
-        self._last_checkpoint = 0.0
         # GitHub's secondary limits allow ~80 content-creating requests a minute; a burst of new
         # issues is spread out instead of being refused (and each dispatch starts a workflow run).
         self._interval = 1.0 / rate if rate else 0.0
@@ -94,9 +93,6 @@ class Dispatcher:
     def run_once(self) -> int:
         """Send every dispatch that is due now; returns how many were claimed."""
         now = self._clock()
-        if now - self._last_checkpoint >= 1.0:
-            self._last_checkpoint = now
-            self.store.checkpoint()
         if now - self._last_prune > 600:
             self._last_prune = now
             pruned = self.store.prune(older_than=now - self._keep_for)

@@ -82,8 +82,6 @@ class OutboxStore(Protocol):
 
     def prune(self, *, older_than: float) -> int: ...
 
-    def checkpoint(self) -> None: ...
-
     def close(self) -> None: ...
 
 
@@ -179,6 +177,11 @@ class SQLiteStore:
             raise ConfigError(f"SENTRY_AUTOFIX_RELAY_DB: cannot open {self.path}: {exc}") from exc
         self._writer_thread = threading.Thread(target=self._writer, name="relay-outbox-writer", daemon=True)
         self._writer_thread.start()
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name="relay-outbox-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -186,13 +189,9 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self._sync}")
             conn.execute("PRAGMA busy_timeout=30000")
-            # Checkpoints (which fsync) run from the dispatcher thread, not inside a webhook's
-            # COMMIT; the high threshold only bounds the WAL when no dispatcher runs.
-            import os
-
-            conn.execute("PRAGMA wal_autocheckpoint=" + os.environ.get("XCKPT", "20000"))
-            if os.environ.get("XSYNC"):
-                conn.execute("PRAGMA synchronous=" + os.environ["XSYNC"])
+            # Checkpoints (which fsync) run on their own thread (_checkpoints), not inside a
+            # webhook's COMMIT; this threshold is only the safety net if that thread falls behind.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
@@ -370,14 +369,20 @@ class SQLiteStore:
             )
             return cur.rowcount
 
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database file without blocking writers (PASSIVE)."""
-        import os
+    def _checkpoints(self, interval: float = 0.5) -> None:
+        """Copy the WAL into the database file twice a second without blocking writers (PASSIVE).
 
-        if not os.environ.get("XNOCK"):
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        A short WAL keeps reads fast and the occasional fsync off the webhook path.
+        """
+        while not self._stop_checkpoints.wait(interval):
+            try:
+                self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # busy or closing: the next round (or the safety net) catches up
+                pass
 
     def close(self) -> None:
+        self._stop_checkpoints.set()
+        self._checkpointer.join(5.0)
         if not self._closed:
             self._closed = True
             self._queue.put(None)
