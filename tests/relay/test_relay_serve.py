@@ -27,9 +27,20 @@ pytestmark = pytest.mark.conformance
 class RelayProcess:
     """`python -m sentry_autofix relay serve --port 0`, its JSON log lines collected from stderr."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sentry_autofix", "relay", "serve", "--host", "127.0.0.1", "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "sentry_autofix",
+                "relay",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *extra,
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -127,8 +138,8 @@ def relays() -> Iterator[list[RelayProcess]]:
         relay.close()
 
 
-def _start(relays: list[RelayProcess], env: dict[str, str]) -> RelayProcess:
-    relay = RelayProcess(env)
+def _start(relays: list[RelayProcess], env: dict[str, str], *extra: str) -> RelayProcess:
+    relay = RelayProcess(env, *extra)
     relays.append(relay)
     return relay.wait_ready()
 
@@ -263,3 +274,28 @@ def test_serve__bad_configuration_exits_2_naming_the_setting(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert "SENTRY_WEBHOOK_SECRET" in proc.stderr
+
+
+def test_serve__gunicorn_workers_share_the_outbox(
+    hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    pytest.importorskip("gunicorn")
+    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url), "--server", "gunicorn", "--workers", "2")
+    body = hooks.bytes("issue.created.json")
+
+    def send(_: int) -> int:
+        return int(relay.post(body, "issue").status_code)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(200)))
+    assert statuses.count(202) == 1
+    assert statuses.count(200) == 199
+    assert relay.post(hooks.bytes("error.created.json"), "error").status_code == 202
+    got = github.wait_for_dispatches(2)
+    time.sleep(0.5)
+    assert sorted(d["client_payload"]["issue_id"] for d in github.state.dispatches) == [
+        "1170820242",
+        "1234567890",
+    ]
+    assert len(got) == 2
+    assert relay.stop() == 0

@@ -104,21 +104,21 @@ class BatchingHandler(logging.Handler):
 
 
 _handler: BatchingHandler | None = None
+# gunicorn configures its own "gunicorn.error" handler (plain text); it is left alone.
+_LOGGERS = ("sentry_autofix", "waitress")
 
 
 def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     """Route the relay's and the WSGI server's logs to stderr in the chosen format."""
     global _handler
-    # Logging HOWTO, "Optimization": skip caller and process lookups nobody reads in these lines.
+    # Logging HOWTO, "Optimization": skip the caller lookup (a stack walk per line) nobody reads here.
     logging._srcfile = None
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     if _handler is not None:
         _handler.close()
     _handler = BatchingHandler(sys.stderr)
     _handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     atexit.register(_handler.close)
-    for name in ("sentry_autofix", "waitress", "gunicorn.error"):
+    for name in _LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = [_handler]
         logger.setLevel(level)
@@ -130,10 +130,13 @@ def restart_log_writer() -> None:
     global _handler
     if _handler is not None:
         old = _handler
+        # Records queued in the parent before the fork are the parent's to write, not ours.
+        old._records.clear()
+        atexit.unregister(old.close)
         _handler = BatchingHandler(old._stream)
         _handler.setFormatter(old.formatter)
         _handler.setLevel(old.level)
-        for name in ("sentry_autofix", "waitress", "gunicorn.error"):
+        for name in _LOGGERS:
             logger = logging.getLogger(name)
             logger.handlers[:] = [_handler]
         atexit.register(_handler.close)

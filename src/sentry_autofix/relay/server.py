@@ -88,6 +88,7 @@ def serve_gunicorn(settings: Settings, *, host: str, port: int, threads: int, wo
                 "proc_name": "sentry-autofix-relay",
                 "limit_request_field_size": 16380,
                 "when_ready": _when_ready,
+                "post_fork": _post_fork,
                 "worker_exit": self._worker_exit,
             }
             for key, value in options.items():
@@ -103,6 +104,12 @@ def serve_gunicorn(settings: Settings, *, host: str, port: int, threads: int, wo
             if self.parts is not None:
                 self.parts.dispatcher.stop(timeout=15.0)
                 self.parts.store.close()
+
+    def _post_fork(server: object, worker: object) -> None:
+        # The log writer thread does not survive fork(): give each worker its own.
+        from sentry_autofix.relay.logs import restart_log_writer
+
+        restart_log_writer()
 
     def _when_ready(server: object) -> None:
         listeners = getattr(server, "LISTENERS", [])
