@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from sentry_autofix.relay.store import Limits, NewDispatch, SQLiteStore
 
 LIMITS = Limits(dedup_window=3600, rate_limit=3, rate_window=86400)
@@ -116,3 +118,10 @@ def test_prune__drops_only_finished_rows_older_than_the_horizon(store: SQLiteSto
     store.mark_sent(sent.id, now=1.0)
     assert store.prune(older_than=10.0) == 1
     assert store.stats(now=10.0)["pending"] == 1
+
+
+def test_enqueue__after_close_fails_instead_of_acknowledging(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "o.sqlite3")
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.enqueue(_item(), now=1.0, limits=LIMITS)

@@ -387,6 +387,16 @@ class SQLiteStore:
             self._closed = True
             self._queue.put(None)
             self._writer_thread.join(10.0)
+            # A webhook handed over after the writer stopped must not wait forever: it fails
+            # (503, Sentry may retry) rather than being acknowledged unstored.
+            while True:
+                try:
+                    late = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if late is not None:
+                    late.error = RuntimeError("the outbox store is closed")
+                    late.done.release()
         with self._conns_lock:
             for conn in self._conns:
                 try:
