@@ -152,7 +152,7 @@ class SQLiteStore:
     """Outbox in one SQLite file, WAL mode; safe for many threads and several processes.
 
     `sync="normal"`: a committed row survives the process being killed (the WAL is written before
-    COMMIT returns); `sync="full"` also survives power loss, at one fsync per webhook.
+    COMMIT returns); `sync="full"` also survives power loss, at one fsync per group commit.
     """
 
     def __init__(self, path: str | Path, *, sync: Literal["normal", "full"] = "normal") -> None:
@@ -161,8 +161,9 @@ class SQLiteStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        # One writer at a time inside this process: SQLite's own busy handler sleeps in steps of
-        # milliseconds, which would show up in p99; a Python lock hands over in microseconds.
+        # The outbox writer thread and the dispatcher's updates take turns on this lock, then on
+        # the flock shared with other processes: SQLite's own busy handler sleeps in steps of
+        # milliseconds, which would show up in p99; these locks hand over in microseconds.
         self._write_lock = threading.Lock()
         self._lock_fd: int | None = None
         if fcntl is not None and self.path != ":memory:":
