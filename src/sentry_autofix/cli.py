@@ -57,15 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch relay")
     relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
     relay_serve = relay_sub.add_parser(
-        "serve", help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)"
+        "serve",
+        help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)",
     )
     relay_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
-    relay_serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
     relay_serve.add_argument(
-        "--threads", type=int, metavar="N", help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)"
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)"
     )
     relay_serve.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)"
+        "--threads",
+        type=int,
+        metavar="N",
+        help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)",
+    )
+    relay_serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)",
     )
     relay_serve.add_argument(
         "--server", choices=["gunicorn", "waitress"], help="WSGI server (env SENTRY_AUTOFIX_RELAY_SERVER)"

@@ -207,13 +207,17 @@ class Settings(BaseSettings):
     )
     """Seconds before the first retry of a refused dispatch; doubles each time (with jitter)."""
     relay_retry_cap: float = Field(
-        300.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_CAP", "relay_retry_cap")
+        30.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_CAP", "relay_retry_cap")
     )
     """Longest wait between two retries, in seconds (a longer `retry-after` from GitHub still wins)."""
     relay_dispatch_rate: float = Field(
         1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_RATE", "relay_dispatch_rate")
     )
     """Dispatches per second at most, all repos together: stays under GitHub's secondary limits (80/min)."""
+    relay_dispatch_burst: int = Field(
+        20, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_BURST", "relay_dispatch_burst")
+    )
+    """Dispatches sent at once before SENTRY_AUTOFIX_RELAY_DISPATCH_RATE applies (a token bucket)."""
     relay_server: Literal["waitress", "gunicorn"] = Field(
         "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
     )

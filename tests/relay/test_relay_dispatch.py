@@ -164,21 +164,33 @@ def test_dispatcher__gives_up_after_max_retry_age_and_on_422(
 def test_dispatcher__thread_sends_soon_after_wake_and_respects_the_rate_cap(
     fake_github: FakeGitHub, store: SQLiteStore
 ) -> None:
-    dispatcher = Dispatcher(store, _client(fake_github), poll_interval=5.0, rate=20.0)
+    dispatcher = Dispatcher(store, _client(fake_github), poll_interval=5.0, rate=20.0, burst=2)
     dispatcher.start()
     try:
         started = time.monotonic()
-        for i in range(5):
+        for i in range(6):
             _enqueue(store, time.time(), issue=str(100 + i))
         dispatcher.wake()
-        got = fake_github.wait_for_dispatches(5, timeout=10)
+        got = fake_github.wait_for_dispatches(6, timeout=10)
         elapsed = time.monotonic() - started
     finally:
         dispatcher.stop()
-    assert len(got) == 5
+    assert len(got) == 6
     assert elapsed < 4.0  # woken, not waiting for the 5 s poll
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(got)]
-    assert min(gaps) >= 0.04  # 20/s cap → ≥ 50 ms apart (timer slack allowed)
+    # a burst of 2, then 20/s → the later ones ≥ 50 ms apart (timer slack allowed)
+    assert min(gaps[2:]) >= 0.04
+    assert got[-1]["at"] - got[0]["at"] >= 0.18
+
+
+def test_dispatcher__burst_goes_out_at_once(fake_github: FakeGitHub, store: SQLiteStore) -> None:
+    dispatcher = Dispatcher(store, _client(fake_github), rate=0.1, burst=5)
+    for i in range(5):
+        _enqueue(store, time.time(), issue=str(200 + i))
+    started = time.monotonic()
+    assert dispatcher.run_once() == 5
+    assert time.monotonic() - started < 3.0  # at 0.1/s without the burst this would take 40 s
+    assert len(fake_github.state.dispatches) == 5
 
 
 # --- GitHub App auth ------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class Dispatcher:
         max_retry_age: float = 86400.0,
         keep_for: float = 86400.0,
         rate: float | None = None,
+        burst: int = 20,
     ) -> None:
         self.store = store
         self.client = client
@@ -78,12 +79,26 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
-        # GitHub's secondary limits allow ~80 content-creating requests a minute; a burst of new
-        # issues is spread out instead of being refused (and each dispatch starts a workflow run).
-        self._interval = 1.0 / rate if rate else 0.0
-        self._next_send = 0.0
+        # Token bucket: up to `burst` dispatches at once, then `rate` a second. GitHub's secondary
+        # limits allow ~80 content-creating requests a minute; a flood of new issues is spread
+        # out instead of being refused (and each dispatch starts a workflow run).
+        self._rate = rate
+        self._burst = float(max(1, burst))
+        self._tokens = self._burst
+        self._refilled = time.monotonic()
         if rate:
-            self._batch = max(1, min(batch, int(rate * lease / 2)))
+            self._batch = max(1, min(batch, int(self._burst + rate * lease / 2)))
+
+    def _take_token(self) -> None:
+        assert self._rate
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            self._stop.wait((1 - self._tokens) / self._rate)
 
     def wake(self) -> None:
         # Called once per stored webhook: skip the Condition (a futex under load) when already set.
@@ -100,11 +115,8 @@ class Dispatcher:
                 log.info("pruned outbox", extra={"fields": {"event": "outbox.pruned", "rows": pruned}})
         claimed = self.store.claim(now=now, limit=self._batch, lease=self._lease)
         for index, item in enumerate(claimed):
-            if self._interval:
-                wait = self._next_send - time.monotonic()
-                if wait > 0:
-                    self._stop.wait(wait)
-                self._next_send = max(self._next_send, time.monotonic()) + self._interval
+            if self._rate:
+                self._take_token()
             if self._stop.is_set():
                 # Shutting down: hand the unsent rest back so the next start (or a replica) sends them now.
                 for rest in claimed[index:]:

@@ -43,6 +43,7 @@ def build(settings: Settings) -> RelayParts:
         max_retry_age=config.max_retry_age,
         keep_for=max(config.dedup_window, config.rate_window, 3600.0),
         rate=settings.relay_dispatch_rate,
+        burst=settings.relay_dispatch_burst,
         backoff_base=settings.relay_retry_base,
         backoff_cap=settings.relay_retry_cap,
     )
