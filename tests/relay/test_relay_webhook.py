@@ -186,7 +186,7 @@ def test_decide__issue_unresolved_is_forwarded(
     fwd = _forward(decide(headers_for(body, "issue"), body, make_config()))
     assert fwd.client_payload["action"] == "unresolved"
     assert fwd.client_payload["substatus"] == substatus
-    assert fwd.dedup_group == "fix"
+    assert fwd.dedup_group == "regression"  # not a duplicate of the issue's creation
 
 
 def test_decide__event_alert_routes_on_the_numeric_project_id(

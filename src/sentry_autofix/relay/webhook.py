@@ -31,11 +31,12 @@ _SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _ORG_PATH_RE = re.compile(r"/organizations/([A-Za-z0-9_.-]{1,100})/")
 _PROJECT_PATH_RE = re.compile(r"/projects/([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})/")
 
-# Which webhooks are the same "kind" for dedup: a new, regressed or escalating issue, an alert and
-# an error event all ask for one fix run; resolving and archiving are separate annotations.
+# Which webhooks are the same "kind" for dedup: a new issue, an alert on it and its error events
+# ask for one fix run; a regression / escalation (unresolved) is news of its own and gets one run
+# per window too; resolving and archiving are separate annotations.
 _DEDUP_GROUP = {
     "issue.created": "fix",
-    "issue.unresolved": "fix",
+    "issue.unresolved": "regression",
     "event_alert.triggered": "fix",
     "error.created": "fix",
     "issue.resolved": "resolved",
