@@ -9,7 +9,7 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from relay_helpers import SECRET, TOKEN, Hooks, headers_for
+from relay_helpers import SECRET, TOKEN, Hooks, compact, headers_for
 
 from sentry_autofix.relay.app import Relay
 from sentry_autofix.relay.config import RelayConfig
@@ -106,3 +106,23 @@ def test_wsgi__health_has_status_and_counters_but_no_secrets(app: Relay, hooks: 
     assert SECRET not in text
     assert TOKEN not in text
     assert "acme/" not in text
+
+
+def test_wsgi__dedup_kinds_for_one_issue(app: Relay, hooks: Hooks) -> None:
+    created = hooks.doc("issue.created.json")
+    regressed = hooks.doc("issue.created.json")
+    regressed["action"] = "unresolved"
+    regressed["data"]["issue"]["substatus"] = "regressed"
+    alert = hooks.doc("event_alert.triggered.json")
+    alert["data"]["event"]["issue_id"] = created["data"]["issue"]["id"]  # an alert on that same issue
+    answers = []
+    for doc, resource in [
+        (created, "issue"),
+        (alert, "event_alert"),
+        (regressed, "issue"),
+        (regressed, "issue"),
+    ]:
+        body = compact(doc)
+        status, payload, _ = call(app, "POST", "/webhooks/sentry", body, headers_for(body, resource))
+        answers.append((status, payload["status"]))
+    assert answers == [(202, "queued"), (200, "duplicate"), (202, "queued"), (200, "duplicate")]
