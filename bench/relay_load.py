@@ -386,8 +386,9 @@ def main() -> int:
         return statistics.median(x[key] for x in results[kind])
 
     print(
-        f"client={client} connections={args.connections} server={args.server} workers={args.workers} "
-        f"threads={args.threads} "
+        f"client={client} connections={args.connections} server={args.server} "
+        + (f"workers={args.workers} " if args.server == "gunicorn" else "")
+        + f"threads={args.threads} "
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )
     print(
