@@ -299,3 +299,26 @@ def test_serve__gunicorn_workers_share_the_outbox(
     ]
     assert len(got) == 2
     assert relay.stop() == 0
+
+
+def test_serve__answers_within_sentrys_second_while_github_hangs(
+    hooks: Hooks, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    # A GitHub that accepts connections and never answers: the dispatcher hangs on it, webhooks must not.
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(64)
+        relay = _start(
+            relays, _env(tmp_path / "o.sqlite3", f"http://127.0.0.1:{black_hole.getsockname()[1]}")
+        )
+        timings = []
+        for name, resource in [
+            ("issue.created.json", "issue"),
+            ("event_alert.triggered.json", "event_alert"),
+            ("error.created.json", "error"),
+        ]:
+            started = time.monotonic()
+            assert relay.post(hooks.bytes(name), resource, timeout=5).status_code == 202
+            timings.append(time.monotonic() - started)
+        assert max(timings) < 0.5
+        assert requests.get(f"{relay.url}/health", timeout=5).json()["outbox"]["pending"] == 3
