@@ -105,6 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
     poll.set_defaults(handler=_poll)
+    relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch relay")
+    relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
+    relay_serve = relay_sub.add_parser(
+        "serve",
+        help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)",
+    )
+    relay_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    relay_serve.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)"
+    )
+    relay_serve.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)",
+    )
+    relay_serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)",
+    )
+    relay_serve.add_argument(
+        "--server", choices=["gunicorn", "waitress"], help="WSGI server (env SENTRY_AUTOFIX_RELAY_SERVER)"
+    )
+    relay_serve.add_argument("--db", metavar="FILE", help="SQLite outbox file (env SENTRY_AUTOFIX_RELAY_DB)")
+    relay_serve.set_defaults(handler=_relay_serve)
 
     return parser
 
@@ -151,6 +178,23 @@ def _poll(args: argparse.Namespace) -> int:
     from sentry_autofix.poll import poll_command
 
     return poll_command(args, _settings_from(args))
+def _relay_serve(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.relay.logs import configure_logging
+    from sentry_autofix.relay.server import serve
+
+    settings = load_settings(
+        relay_db=args.db, relay_threads=args.threads, relay_workers=args.workers, relay_server=args.server
+    )
+    configure_logging(settings.relay_log_format)
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        threads=settings.relay_threads,
+        workers=settings.relay_workers,
+        server=settings.relay_server,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
