@@ -70,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    # --- fix (issue 3: the fix agent) ---
+    fix = sub.add_parser("fix", help="let the agent fix the error in the workspace and run the tests")
+    _add_event_args(fix)
+    fix.add_argument("--dry-run", action="store_true", help="print the diff and PR text; leave the workspace as found")
+    fix.add_argument(
+        "--test-command",
+        metavar="CMD",
+        help="shell command running the tests (env SENTRY_AUTOFIX_TEST_COMMAND)",
+    )
+    fix.add_argument("--test-timeout", type=float, metavar="S", help="seconds before the tests are killed")
+    fix.add_argument("--llm", choices=["anthropic", "openai"], help="model provider (env SENTRY_AUTOFIX_LLM)")
+    fix.add_argument("--model", metavar="NAME", help="model name (env SENTRY_AUTOFIX_MODEL)")
+    fix.add_argument("--max-turns", type=int, metavar="N", help="agent turn cap (env SENTRY_AUTOFIX_MAX_TURNS)")
+    fix.add_argument("--max-tokens", type=int, metavar="N", help="token budget (env SENTRY_AUTOFIX_MAX_TOKENS)")
+    fix.add_argument("--max-cost", type=float, metavar="USD", help="cost budget (env SENTRY_AUTOFIX_MAX_COST)")
+    fix.add_argument(
+        "--blocked-path",
+        action="append",
+        metavar="GLOB",
+        help="extra path the agent may not edit (repeatable)",
+    )
+    fix.set_defaults(handler=_fix)
+
     poll = sub.add_parser(
         "poll",
         help="list Sentry issues worth fixing now; print a matrix or send repository_dispatch per issue",
@@ -97,6 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
     poll.set_defaults(handler=_poll)
+    relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch relay")
+    relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
+    relay_serve = relay_sub.add_parser(
+        "serve",
+        help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)",
+    )
+    relay_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    relay_serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
+    relay_serve.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)",
+    )
+    relay_serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)",
+    )
+    relay_serve.add_argument(
+        "--server", choices=["gunicorn", "waitress"], help="WSGI server (env SENTRY_AUTOFIX_RELAY_SERVER)"
+    )
+    relay_serve.add_argument("--db", metavar="FILE", help="SQLite outbox file (env SENTRY_AUTOFIX_RELAY_DB)")
+    relay_serve.set_defaults(handler=_relay_serve)
 
     return parser
 
@@ -130,10 +178,50 @@ def _triage(args: argparse.Namespace) -> int:
     return triage_command(args, _settings_from(args))
 
 
+def _fix(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.fix import fix_command
+
+    settings = load_settings(
+        sentry_url=args.sentry_url,
+        sentry_org=args.org,
+        source_roots=args.source_root,
+        path_map=args.path_map,
+        test_command=args.test_command,
+        test_timeout=args.test_timeout,
+        llm=args.llm,
+        model=args.model,
+        max_turns=args.max_turns,
+        max_tokens=args.max_tokens,
+        max_cost_usd=args.max_cost,
+        blocked_paths=args.blocked_path,
+    )
+    return fix_command(args, settings)
+
+
 def _poll(args: argparse.Namespace) -> int:
     from sentry_autofix.poll import poll_command
 
     return poll_command(args, _settings_from(args))
+
+
+def _relay_serve(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.relay.logs import configure_logging
+    from sentry_autofix.relay.server import serve
+
+    settings = load_settings(
+        relay_db=args.db, relay_threads=args.threads, relay_workers=args.workers, relay_server=args.server
+    )
+    configure_logging(settings.relay_log_format)
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        threads=settings.relay_threads,
+        workers=settings.relay_workers,
+        server=settings.relay_server,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

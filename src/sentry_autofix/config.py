@@ -40,7 +40,11 @@ SECRET_READ_PATHS: tuple[str, ...] = (
 )
 """Paths the agent may not even read: nothing secret goes to the LLM."""
 
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"}
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "openai": "gpt-4.1"}
+"""Current Sonnet (claude-sonnet-4-5 reaches end-of-life on 2026-11-30, per the SDK's deprecation table)."""
+RELAY_DEFAULT_ACTIONS = ("issue.created", "issue.unresolved", "event_alert.triggered", "error.created")
+"""Webhooks the relay forwards unless SENTRY_AUTOFIX_RELAY_ACTIONS says otherwise (SPEC §8)."""
+
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -116,6 +120,28 @@ class Settings(BaseSettings):
     """Repo folders preferred when a frame's file could be in several places (monorepos)."""
     path_map: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_PATH_MAP", "path_map"))
     """`deployed_prefix=repo_prefix` pairs, e.g. `/srv/app/=services/api/`."""
+
+    # --- Agent (issue 3: the fix agent) --------------------------------------------------------
+    llm_timeout: float = Field(120.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_TIMEOUT", "llm_timeout"))
+    """Seconds one model request may take."""
+    llm_max_retries: int = Field(4, ge=0, validation_alias=_env("SENTRY_AUTOFIX_LLM_MAX_RETRIES", "llm_max_retries"))
+    """Retries on 408/409/429/5xx (529 overloaded included), honouring retry-after."""
+    llm_max_output_tokens: int = Field(
+        8192,
+        ge=256,
+        le=20_000,
+        validation_alias=_env("SENTRY_AUTOFIX_LLM_MAX_OUTPUT_TOKENS", "llm_max_output_tokens"),
+    )
+    """`max_tokens` of one model reply (kept under the SDK's non-streaming limit)."""
+    price_input_per_mtok: float | None = Field(
+        None, ge=0, validation_alias=_env("SENTRY_AUTOFIX_PRICE_INPUT", "price_input_per_mtok")
+    )
+    """USD per million input tokens, overriding the built-in price table (e.g. 0 for a local model)."""
+    price_output_per_mtok: float | None = Field(
+        None, ge=0, validation_alias=_env("SENTRY_AUTOFIX_PRICE_OUTPUT", "price_output_per_mtok")
+    )
+    max_repairs: int = Field(2, ge=0, validation_alias=_env("SENTRY_AUTOFIX_MAX_REPAIRS", "max_repairs"))
+    """How many times failing tests after `finish` are fed back to the model for another attempt."""
 
     # --- Notifications ------------------------------------------------------------------------
     slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
@@ -246,6 +272,99 @@ class Settings(BaseSettings):
         return value
 
     # --- end of the poll block -------------------------------------------------------------------
+    # --- Relay (sentry_autofix.relay; issue 5) ---------------------------------------------------
+    sentry_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SENTRY_WEBHOOK_SECRET", "sentry_webhook_secret")
+    )
+    """Client secret of the Sentry integration; it signs every webhook (Sentry-Hook-Signature)."""
+    relay_routes: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_ROUTES", "relay_routes")
+    )
+    """`project=owner/repo[:event-type]` pairs; project is a Sentry project slug or numeric id."""
+    relay_default_repo: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_DEFAULT_REPO", "relay_default_repo")
+    )
+    """`owner/repo[:event-type]` for projects without a route; unset: such webhooks are ignored."""
+    relay_config_file: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_RELAY_CONFIG", "relay_config_file")
+    )
+    """Optional JSON (or TOML on Python 3.11+) file adding routes and relay settings."""
+    relay_db: str = Field("sentry-autofix-relay.sqlite3", validation_alias=_env("SENTRY_AUTOFIX_RELAY_DB", "relay_db"))
+    """SQLite file of the outbox (WAL mode); put it on a persistent volume."""
+    relay_db_sync: Literal["normal", "full"] = Field(
+        "normal", validation_alias=_env("SENTRY_AUTOFIX_RELAY_DB_SYNC", "relay_db_sync")
+    )
+    """`normal` survives a crash of the process; `full` also a power loss (one fsync per webhook)."""
+    relay_event_type: str = Field(
+        "sentry-issue",
+        min_length=1,
+        max_length=100,
+        validation_alias=_env("SENTRY_AUTOFIX_EVENT_TYPE", "relay_event_type"),
+    )
+    relay_actions: CommaList = Field(
+        default_factory=lambda: list(RELAY_DEFAULT_ACTIONS),
+        validation_alias=_env("SENTRY_AUTOFIX_RELAY_ACTIONS", "relay_actions"),
+    )
+    """`resource.action` pairs to forward; add issue.resolved / issue.ignored to annotate or close."""
+    relay_levels: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_RELAY_LEVELS", "relay_levels")
+    )
+    """Only forward these Sentry levels (e.g. `error,fatal`); empty: every level."""
+    relay_dedup_window: float = Field(
+        3600.0, ge=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW", "relay_dedup_window")
+    )
+    """Seconds during which a second webhook of the same kind for the same issue is a duplicate."""
+    relay_rate_limit: int = Field(5, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RATE_LIMIT", "relay_rate_limit"))
+    """At most this many dispatches per issue within SENTRY_AUTOFIX_RELAY_RATE_WINDOW."""
+    relay_rate_window: float = Field(
+        86400.0, ge=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RATE_WINDOW", "relay_rate_window")
+    )
+    relay_max_body: int = Field(
+        1_048_576, ge=1024, validation_alias=_env("SENTRY_AUTOFIX_RELAY_MAX_BODY", "relay_max_body")
+    )
+    """Bytes; larger webhook bodies are refused with 413."""
+    relay_max_retry_age: float = Field(
+        86400.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_MAX_RETRY_AGE", "relay_max_retry_age")
+    )
+    """Seconds a refused dispatch is retried (with backoff) before it is marked failed."""
+    relay_retry_base: float = Field(
+        1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_BASE", "relay_retry_base")
+    )
+    """Seconds before the first retry of a refused dispatch; doubles each time (with jitter)."""
+    relay_retry_cap: float = Field(
+        30.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_CAP", "relay_retry_cap")
+    )
+    """Longest wait between two retries, in seconds (a longer `retry-after` from GitHub still wins)."""
+    relay_dispatch_rate: float = Field(
+        1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_RATE", "relay_dispatch_rate")
+    )
+    """Dispatches per second at most, all repos together: stays under GitHub's secondary limits (80/min)."""
+    relay_dispatch_burst: int = Field(
+        20, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_DISPATCH_BURST", "relay_dispatch_burst")
+    )
+    """Dispatches sent at once before SENTRY_AUTOFIX_RELAY_DISPATCH_RATE applies (a token bucket)."""
+    relay_server: Literal["waitress", "gunicorn"] = Field(
+        "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
+    )
+    """WSGI server: waitress (threads, the `relay` extra) or gunicorn (worker processes × threads)."""
+    relay_workers: int = Field(2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers"))
+    """Worker processes (gunicorn); they share the SQLite outbox."""
+    relay_threads: int = Field(8, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_THREADS", "relay_threads"))
+    """Worker threads (waitress), or threads per worker process (gunicorn)."""
+    relay_log_format: Literal["json", "text"] = Field(
+        "json", validation_alias=_env("SENTRY_AUTOFIX_RELAY_LOG_FORMAT", "relay_log_format")
+    )
+    github_app_id: str | None = Field(None, validation_alias=_env("GITHUB_APP_ID", "github_app_id"))
+    github_app_private_key: SecretStr | None = Field(
+        None, validation_alias=_env("GITHUB_APP_PRIVATE_KEY", "github_app_private_key")
+    )
+    """PEM text of the GitHub App's private key, or the path of the .pem file."""
+    github_app_installation_id: str | None = Field(
+        None, validation_alias=_env("GITHUB_APP_INSTALLATION_ID", "github_app_installation_id")
+    )
+    """Optional; by default the App's installation is looked up per repository."""
+
+    _split_relay_lists = field_validator("relay_routes", "relay_actions", "relay_levels", mode="before")(_split)
 
     _split_lists = field_validator(
         "sentry_projects",
@@ -291,6 +410,8 @@ class Settings(BaseSettings):
             self.slack_webhook_url,
             self.slack_bot_token,
             self.discord_webhook_url,
+            self.sentry_webhook_secret,
+            self.github_app_private_key,
         ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

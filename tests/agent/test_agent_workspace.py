@@ -1,0 +1,139 @@
+"""Test runner (scrubbed env, timeout, not-run) and workspace diff/restore against real git."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sentry_autofix.workspace import diff as wsdiff
+from sentry_autofix.workspace.testrunner import run_test_command, scrubbed_env
+
+
+def test_scrubbed_env__names_prefixes_extra_names_and_secret_values() -> None:
+    base = {
+        "PATH": "/usr/bin",
+        "GITHUB_TOKEN": "g",
+        "ANTHROPIC_API_KEY": "a",
+        "OPENAI_API_KEY": "o",
+        "SENTRY_AUTH_TOKEN": "s",
+        "ACTIONS_RUNTIME_TOKEN": "r",
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "u",
+        "MY_DB_PASSWORD": "p",
+        "COPY_OF_TOKEN": "supersecretvalue",
+        "HOME": "/root",
+    }
+    env = scrubbed_env(base, ["MY_DB_PASSWORD"], ["supersecretvalue"])
+    assert env == {"PATH": "/usr/bin", "HOME": "/root"}
+
+
+def test_run_test_command__scrubbed_env_reaches_the_command(tmp_path: Path) -> None:
+    base = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": "ghs_x", "KEEP": "yes"}
+    out = run_test_command(tmp_path, 'echo "token=${GITHUB_TOKEN:-none} keep=$KEEP"', timeout=20, base_env=base)
+    assert out.status == "passed"
+    assert out.exit_code == 0
+    assert "token=none keep=yes" in out.output_tail
+
+
+def test_run_test_command__failure_tail_and_secret_redaction(tmp_path: Path) -> None:
+    out = run_test_command(
+        tmp_path,
+        "seq 1 5000; echo leaked-SECRETVALUE; exit 3",
+        timeout=20,
+        secret_values=["leaked-SECRETVALUE"],
+        tail_chars=200,
+    )
+    assert out.status == "failed"
+    assert out.exit_code == 3
+    assert out.output_tail.startswith("[… output truncated …]")
+    assert "[redacted]" in out.output_tail
+    assert "SECRETVALUE" not in out.output_tail
+    assert "4999" in out.output_tail
+    assert "\n1\n" not in out.output_tail
+
+
+def test_run_test_command__timeout_kills_the_process_group(tmp_path: Path) -> None:
+    started = time.monotonic()
+    out = run_test_command(tmp_path, "sleep 30 & sleep 30; echo never", timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert out.status == "failed"
+    assert out.exit_code is None
+    assert "timed out" in out.output_tail
+    assert "SENTRY_AUTOFIX_TEST_TIMEOUT" in out.output_tail
+
+
+def test_run_test_command__no_command_is_not_run_never_passed(tmp_path: Path) -> None:
+    for cmd in (None, "  "):
+        assert run_test_command(tmp_path, cmd, timeout=1).status == "not-run"
+
+
+def _git(ws: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(ws),
+    }
+    return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.py").write_text("a = 1\n")
+    (tmp_path / ".gitignore").write_text("*.log\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "init")
+    return tmp_path
+
+
+def test_workspace_diff__includes_written_new_files_not_test_artifacts(repo: Path) -> None:
+    base = wsdiff.take_baseline(repo)
+    (repo / "a.py").write_text("a = 2\n")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_a.py").write_text("def test(): pass\n")
+    (repo / "junit.xml").write_text("<x/>")  # written by the test run, not by a tool
+    text = wsdiff.workspace_diff(repo, base, written={"tests/test_a.py"})
+    changes = {c.path: (c.added, c.removed, c.is_new) for c in wsdiff.file_changes(text)}
+    assert changes == {"a.py": (1, 1, False), "tests/test_a.py": (1, 0, True)}
+    assert _git(repo, "diff", "--cached", "--name-only") == ""  # the real index was not touched
+
+
+def test_restore__puts_back_exactly_what_was_there(repo: Path) -> None:
+    (repo / "notes.txt").write_text("user's own untracked file\n")
+    (repo / "a.py").write_text("a = 'dirty before we started'\n")
+    before = _git(repo, "status", "--porcelain")
+    base = wsdiff.take_baseline(repo)
+    (repo / "a.py").write_text("a = 3\n")
+    (repo / "new" / "deep").mkdir(parents=True)
+    (repo / "new" / "deep" / "b.py").write_text("b\n")
+    (repo / "artifact.txt").write_text("x")
+    (repo / "run.log").write_text("ignored")
+    wsdiff.restore(repo, base, written={"new/deep/b.py"})
+    assert _git(repo, "status", "--porcelain") == before
+    assert (repo / "a.py").read_text() == "a = 'dirty before we started'\n"
+    assert not (repo / "new").exists()
+    assert (repo / "notes.txt").exists()
+
+
+def test_take_baseline__workspace_without_commits(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "x.py").write_text("x = 1\n")
+    base = wsdiff.take_baseline(tmp_path)
+    (tmp_path / "x.py").write_text("x = 2\n")
+    text = wsdiff.workspace_diff(tmp_path, base)
+    assert "-x = 1\n+x = 2" in text
+    wsdiff.restore(tmp_path, base)
+    assert (tmp_path / "x.py").read_text() == "x = 1\n"
+
+
+def test_run_test_command__uses_sh_in_workspace_root(tmp_path: Path) -> None:
+    (tmp_path / "marker").write_text("here")
+    out = run_test_command(tmp_path, f"{sys.executable} -c \"print(open('marker').read())\"", timeout=20)
+    assert out.status == "passed"
+    assert "here" in out.output_tail
