@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from sentry_autofix.actions import Runner, scrub
+from sentry_autofix.agent.llm import LLM
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import CodeHost, Existing, HostItem
 from sentry_autofix.delivery import body as bodies
@@ -559,17 +560,44 @@ def deliver_issue(issue_ref: str, settings: Settings, workspace: Path, c: Collab
 # --- real collaborators --------------------------------------------------------------------------
 
 
+class AgentFixer:
+    """The LLM agent (`fix.run_fix`: context → tool loop → guard → tests → reproduction) behind
+    the Fixer protocol. Its progress lines can quote the model, so none may start a workflow
+    command."""
+
+    def __init__(self, llm: LLM, log: TextIO | None = None) -> None:
+        self.llm = llm
+        self.log = log if log is not None else sys.stderr
+
+    def _progress(self, line: str) -> None:
+        safe = "\n".join((": " + part[1:]) if part.startswith("::") else part for part in line.splitlines())
+        self.log.write(safe + "\n")
+        self.log.flush()
+
+    def fix(self, report: TriageReport, workspace: Path, settings: Settings) -> FixResult:
+        from sentry_autofix.fix import run_fix
+
+        try:
+            run = run_fix(report.event, workspace, settings, self.llm, triage=report, progress=self._progress)
+        finally:
+            close = getattr(self.llm, "close", None)
+            if callable(close):
+                close()
+        return run.result
+
+
 def build_fixer(settings: Settings) -> Fixer | None:
-    """HOOK (lead, after merging the agent branch): return the real agent Fixer here.
+    """The real agent for `mode: fix`: the configured LLM provider (SENTRY_AUTOFIX_LLM) in `fix.run_fix`.
 
     Contract the pipeline relies on: `fix(report, workspace, settings) -> FixResult` edits files in
     `workspace` and leaves them uncommitted (the pipeline commits exactly the paths it touched and
     reads the diff from git); it may run the tests itself (`FixResult.tests`; when it reports
     `not-run` and a test command is set, the pipeline runs them); `status="no-fix"` opens a triage
-    issue, `status="error"` fails the run. Until it is wired, `run` in fix mode opens a triage
-    issue and says so.
+    issue, `status="error"` fails the run. A missing API key is a ConfigError naming the setting.
     """
-    return None
+    from sentry_autofix.agent.llm import build_llm
+
+    return AgentFixer(build_llm(settings))
 
 
 def build_source(settings: Settings) -> ErrorSource:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sentry_autofix.markers import comment_state
 from tests.conftest import REPO_ROOT
 from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, demo_api_event, git
 from tests.delivery.test_pipeline import parse_outputs, remote_branches
@@ -323,3 +324,44 @@ def test_run__failing_tests_open_a_draft_pr(
     assert "❌ **failed**" in pr["body"]
     assert "draft-pr-opened" in run.summary
     no_secrets(run)
+
+
+ANTHROPIC_KEY = "sk-ant-api03-e2e-test-key-0123456789abcdef"
+
+
+def test_run__real_agent_against_the_fake_llm_opens_the_fix_pr(
+    tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    """The whole path as the Action runs it: Sentry → agent (Anthropic Messages API fake) → tests →
+    branch → PR → Sentry comment, with the real `build_fixer`."""
+    from tests.fakes.anthropic_api import FakeAnthropic
+    from tests.fakes.demo_fix import REGRESSION_TEST_PATH, fix_steps
+
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as llm:
+        run = run_action(
+            tmp_path, workspace, fake_sentry, fake_github, ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=llm.url
+        )
+        bodies = llm.all_bodies()
+    assert run.code == 0, run.stderr
+    assert run.stdout == "status: pr-opened\n"
+    assert run.outputs["status"] == "pr-opened"
+    assert run.outputs["confidence"]
+    files = git(remote, "diff", "--name-only", "main", "sentry-autofix/SHOP-1F").split()
+    assert sorted(files) == sorted(["shop/cart.py", REGRESSION_TEST_PATH])
+    pr = fake_github.pulls()[0]
+    assert "Regression test reproduced the error: ✅ yes" in pr["body"]
+    assert "✅ **passed**" in pr["body"]
+    assert [comment_state(t) for t in fake_sentry.comments[ISSUE_ID]] == ["in-progress", "pr-opened"]
+    for secret in (GH_TOKEN, SENTRY_TOKEN, ANTHROPIC_KEY):
+        assert secret not in bodies
+    no_secrets(run, workspace / ".git" / "config")
+    assert ANTHROPIC_KEY not in run.everything().replace(f"::add-mask::{ANTHROPIC_KEY}", "")
+
+
+def test_run__fix_mode_without_an_llm_key_names_the_setting(
+    tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    run = run_action(tmp_path, workspace, fake_sentry, fake_github)
+    assert run.code == 2
+    assert run.outputs["status"] == "error"
+    assert "ANTHROPIC_API_KEY" in run.stderr
