@@ -9,11 +9,8 @@ the whole run is testable with fakes; only `run_command()` builds the real ones.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,41 +158,15 @@ def _check_id(value: str, where: str) -> str:
 
 
 def run_test_command(command: str, workspace: Path, settings: Settings) -> TestOutcome:
-    """SPEC §11: `sh -c` in the workspace root, PATH kept, every secret removed from the env."""
-    secrets = set(settings.secret_values())
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _SCRUB_ENV
-        and k not in settings.scrub_env
-        and not k.startswith(_SCRUB_PREFIXES)
-        and v not in secrets
-    }
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(
-            ["sh", "-c", command],
-            cwd=workspace,
-            env=env,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=settings.test_timeout,
-            check=False,
-        )
-        code: int | None = proc.returncode
-        output = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code = None
-        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        output = f"{partial}\n(test command timed out after {settings.test_timeout:.0f}s)"
-    tail = "\n".join(scrub(str(output), list(secrets)).splitlines()[-60:])
-    return TestOutcome(
-        status="passed" if code == 0 else "failed",
-        command=command,
-        exit_code=code,
-        output_tail=tail,
-        seconds=time.monotonic() - start,
+    """SPEC §11: `sh -c` in the workspace root, PATH kept, secrets scrubbed (the agent's runner)."""
+    from sentry_autofix.workspace.testrunner import run_test_command as run
+
+    return run(
+        workspace,
+        command,
+        timeout=settings.test_timeout,
+        scrub_names=settings.scrub_env,
+        secret_values=settings.secret_values(),
     )
 
 
