@@ -30,19 +30,6 @@ from sentry_autofix.workspace import branch as git_branch
 
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
-# Never handed to the test command (SPEC §6); Settings.scrub_env adds more.
-_SCRUB_ENV = (
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "SENTRY_AUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "SLACK_WEBHOOK_URL",
-    "SLACK_BOT_TOKEN",
-    "DISCORD_WEBHOOK_URL",
-    "INPUT_GITHUB-TOKEN",
-)
-_SCRUB_PREFIXES = ("ACTIONS_", "INPUT_")
 
 
 class Fixer(Protocol):
