@@ -23,6 +23,7 @@ from unidiff.patch import PatchSet
 from sentry_autofix.errors import GitError, GuardViolation
 from sentry_autofix.models import FileChange
 from sentry_autofix.workspace.git import run_git
+from sentry_autofix.workspace.guard import matches_any
 
 TRAILER = "Sentry-Autofix-Issue"
 
@@ -134,7 +135,13 @@ def blocked_paths(paths: Sequence[str], globs: Sequence[str]) -> list[str]:
     hits = []
     for path in paths:
         posix = path.replace("\\", "/").lstrip("/")
-        if any(rx.match(posix) for rx in compiled) or any(fnmatchcase(posix, g) for g in globs):
+        # The agent's guard decides the same way (so a path its tools refused is refused here too);
+        # our own matcher and fnmatch only add hits: a final check can afford to be stricter.
+        if (
+            matches_any(posix, globs)
+            or any(rx.match(posix) for rx in compiled)
+            or any(fnmatchcase(posix, g) for g in globs)
+        ):
             hits.append(path)
     return hits
 
