@@ -12,6 +12,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Read before the autouse fixture scrubs SENTRY_AUTOFIX_*: this project's GitHub-hosted CI has no
+# ../shared folder beside the checkout and says so explicitly; everywhere else CI=true requires it.
+FIXTURES_OPTIONAL = os.environ.get("SENTRY_AUTOFIX_FIXTURES_OPTIONAL") == "1"
 
 # Tests must never see real credentials: they would leak into fakes, logs or subprocesses.
 SECRET_ENV = (
@@ -43,7 +46,7 @@ def shared_fixture_dir() -> Path:
     """The shared fixture folder; skip (or, under CI=true, fail) when it is absent."""
     if not SHARED_FIXTURES.is_dir():
         reason = f"shared fixtures not found at {SHARED_FIXTURES} (expected ../shared/fixtures beside the checkout)"
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true" and not FIXTURES_OPTIONAL:
             pytest.fail(reason + "; CI must run the conformance tests")
         pytest.skip(reason)
     return SHARED_FIXTURES

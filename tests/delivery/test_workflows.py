@@ -127,7 +127,34 @@ def test_workflows__the_linters_do_reject_a_broken_workflow(tmp_path: Path) -> N
 
 
 def test_docs__tables_list_every_input_and_output() -> None:
-    docs = (REPO_ROOT / "docs" / "action.md").read_text()
+    docs = (REPO_ROOT / "README.md").read_text()
     action = load(ACTION)
     for name in [*action["inputs"], *action["outputs"]]:
         assert f"| `{name}` |" in docs, name
+
+
+def _our_steps(doc: Any) -> list[dict[str, Any]]:
+    steps = []
+    for job in (doc.get("jobs") or {}).values():
+        for step in job.get("steps") or []:
+            if "sentry-autofix@" in str(step.get("uses", "")):
+                steps.append(step)
+    return steps
+
+
+def test_examples__only_pass_inputs_the_action_declares() -> None:
+    """A misspelt input is silently ignored by GitHub (composite `required:` is not enforced)."""
+    declared = set(load(ACTION)["inputs"])
+    used = 0
+    for workflow in EXAMPLES:
+        for step in _our_steps(load(workflow)):
+            used += 1
+            assert set(step.get("with") or {}) <= declared, (workflow.name, set(step["with"]) - declared)
+    readme = (REPO_ROOT / "README.md").read_text()
+    for block in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S):
+        doc = yaml.safe_load(block)
+        if isinstance(doc, dict) and "jobs" in doc:
+            for step in _our_steps(doc):
+                used += 1
+                assert set(step.get("with") or {}) <= declared, set(step["with"]) - declared
+    assert used >= 3
