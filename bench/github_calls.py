@@ -29,7 +29,7 @@ from tests.fakes.sentry_api import FakeSentry  # noqa: E402
 from sentry_autofix.actions import Runner  # noqa: E402
 from sentry_autofix.config import Settings  # noqa: E402
 from sentry_autofix.delivery.github import GitHubHost  # noqa: E402
-from sentry_autofix.run import Collaborators, Fixer, deliver_issue  # noqa: E402
+from sentry_autofix.pipeline import Collaborators, Fixer, deliver_issue  # noqa: E402
 from sentry_autofix.sources.sentry import SentryClient  # noqa: E402
 from sentry_autofix.triage import build_triage  # noqa: E402
 

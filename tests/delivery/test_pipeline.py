@@ -14,7 +14,7 @@ from sentry_autofix.actions import Runner
 from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.markers import comment_state
 from sentry_autofix.notify import Notification, Notifier
-from sentry_autofix.run import Collaborators, Fixer, deliver_issue
+from sentry_autofix.pipeline import Collaborators, Fixer, deliver_issue
 from sentry_autofix.sources.sentry import SentryClient
 from sentry_autofix.triage import build_triage
 from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, git, make_settings

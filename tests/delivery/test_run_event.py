@@ -12,7 +12,8 @@ import pytest
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError, InputError
 from sentry_autofix.models import FixResult, TestOutcome
-from sentry_autofix.run import draft_reasons, resolve_issue_id, run_test_command
+from sentry_autofix.pipeline import draft_reasons, run_test_command
+from sentry_autofix.run import resolve_issue_id
 
 
 def settings(tmp_path: Path, name: str | None, event: Any = None, **over: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""A scripted stand-in for the LLM fix agent (the `Fixer` protocol of sentry_autofix.run).
+"""A scripted stand-in for the LLM fix agent (the `Fixer` protocol of sentry_autofix.pipeline).
 
 Like mini-swe-agent's DeterministicModel: it replays fixed edits instead of asking a model, but
 otherwise behaves like the agent — it edits real files in the workspace, and the change it
