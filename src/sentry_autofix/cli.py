@@ -10,8 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from sentry_autofix import __version__
 from sentry_autofix.errors import AutofixError
+
+if TYPE_CHECKING:  # the settings module is imported lazily: `--help` and `--version` stay instant
+    from sentry_autofix.config import Settings
 
 
 def _add_event_args(p: argparse.ArgumentParser) -> None:
@@ -161,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args, settings)
 
 
-def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _settings_from(args: argparse.Namespace) -> Settings:
     from sentry_autofix.config import load_settings
 
     return load_settings(
