@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 from sentry_autofix import __version__
