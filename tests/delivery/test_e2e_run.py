@@ -162,6 +162,7 @@ def test_run__fix_opens_pr_and_rerun_keeps_one(
     tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:
     cmd = [sys.executable, "-m", "tests.fakes.run_with_fixer", "good"]
+    base_before = git(remote, "rev-parse", "main").strip()
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, command=cmd)
     assert run.code == 0, run.stderr
     assert run.outputs["status"] == "pr-opened"
@@ -174,6 +175,7 @@ def test_run__fix_opens_pr_and_rerun_keeps_one(
     assert len(fake_github.pulls()) == 1
     no_secrets(run, workspace / ".git" / "config")
     no_secrets(again)
+    never_merged(fake_github, remote, base_before)
 
 
 def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
@@ -337,6 +339,7 @@ def test_run__real_agent_against_the_fake_llm_opens_the_fix_pr(
     from tests.fakes.anthropic_api import FakeAnthropic
     from tests.fakes.demo_fix import REGRESSION_TEST_PATH, fix_steps
 
+    base_before = git(remote, "rev-parse", "main").strip()
     with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as llm:
         run = run_action(
             tmp_path, workspace, fake_sentry, fake_github, ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=llm.url
@@ -356,6 +359,16 @@ def test_run__real_agent_against_the_fake_llm_opens_the_fix_pr(
         assert secret not in bodies
     no_secrets(run, workspace / ".git" / "config")
     assert ANTHROPIC_KEY not in run.everything().replace(f"::add-mask::{ANTHROPIC_KEY}", "")
+    never_merged(fake_github, remote, base_before)
+
+
+def never_merged(github: FakeGitHub, remote: Path, base_before: str) -> None:
+    """SPEC §6: never merge, never approve, never touch the base branch."""
+    for call in github.calls:
+        assert not call.path.endswith(("/merge", "/reviews")), call
+        assert "/git/refs" not in call.path or call.method == "GET", call
+    assert git(remote, "rev-parse", "main").strip() == base_before
+    assert all(not pr.get("merged") for pr in github.pulls())
 
 
 def test_run__fix_mode_without_an_llm_key_names_the_setting(
