@@ -199,3 +199,56 @@ def test_triage__stdin_event(demo_workspace: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["suspects"][0]["path"] == "shop/cart.py"
+
+
+def test_triage__issue_from_the_sentry_api_rest_shape(demo_workspace: Path, shared_fixtures: Path) -> None:
+    """`--issue` end to end: the loopback Sentry fake serves the demo crash in the REST shape
+    (camelCase, `entries[]`, `context` pairs) on the organization-scoped paths."""
+    import os
+
+    from tests.delivery.conftest import ISSUE_ID, SENTRY_TOKEN, SHORT_ID, demo_api_event
+    from tests.fakes.sentry_api import FakeSentry
+
+    fake = FakeSentry(shared_fixtures / "sentry", token=SENTRY_TOKEN).start()
+    try:
+        fake.add_issue(
+            ISSUE_ID,
+            short_id=SHORT_ID,
+            title="ZeroDivisionError",
+            project="shop",
+            event=demo_api_event(shared_fixtures),
+        )
+        env = {**os.environ, "SENTRY_URL": fake.url, "SENTRY_AUTH_TOKEN": SENTRY_TOKEN, "SENTRY_ORG": "acme"}
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sentry_autofix",
+                "triage",
+                "--issue",
+                ISSUE_ID,
+                "--workspace",
+                str(demo_workspace),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["issue"]["id"] == ISSUE_ID and report["issue"]["short_id"] == SHORT_ID
+        assert report["suspects"][0]["path"] == "shop/cart.py"
+        assert report["frames"][-1]["verified"] is True, "REST context pairs were compared with the workspace"
+        bad = subprocess.run(
+            [sys.executable, "-m", "sentry_autofix", "triage", "--issue", ISSUE_ID, "--workspace", str(demo_workspace)],
+            capture_output=True,
+            text=True,
+            env={**env, "SENTRY_AUTH_TOKEN": "wrong"},
+            timeout=60,
+        )
+        assert bad.returncode == 1 and "SENTRY_AUTH_TOKEN" in bad.stderr and "wrong" not in bad.stderr
+    finally:
+        fake.stop()
