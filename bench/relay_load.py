@@ -183,7 +183,9 @@ def run_wrk(port: int, lua: Path, duration: int, connections: int) -> dict[str, 
     }
 
 
-def _py_worker(port: int, bodies: list[tuple[str, bytes]], start: float, stop: float, offset: int, q: Any) -> None:
+def _py_worker(
+    port: int, bodies: list[tuple[str, bytes]], start: float, stop: float, offset: int, q: Any
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     lat: list[float] = []
     non2xx = 0
@@ -212,7 +214,9 @@ def _py_worker(port: int, bodies: list[tuple[str, bytes]], start: float, stop: f
     q.put((lat, non2xx))
 
 
-def run_python_client(port: int, bodies: list[tuple[str, bytes]], duration: int, connections: int) -> dict[str, float]:
+def run_python_client(
+    port: int, bodies: list[tuple[str, bytes]], duration: int, connections: int
+) -> dict[str, float]:
     q: Any = mp.Queue()
     start = time.time() + 1.0
     procs = [
@@ -279,7 +283,9 @@ def main() -> int:
     ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (gunicorn)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: 4 gunicorn, 8 waitress)")
-    ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported"
+    )
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     args = ap.parse_args()
@@ -385,7 +391,10 @@ def main() -> int:
         + f"threads={args.threads} "
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )
-    print(f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU us/req':>12}{'cores':>7}")
+    print(
+        f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+        f"{'CPU us/req':>12}{'cores':>7}"
+    )
     for kind in ("bare", "relay"):
         print(
             f"{kind:8}{med(kind, 'rps'):>10.0f}{med(kind, 'ok_rps'):>11.0f}{med(kind, 'p50_ms'):>9.2f}"
@@ -395,7 +404,9 @@ def main() -> int:
     ratio = med("relay", "ok_rps") / med("bare", "ok_rps")
     acked = sum(x["requests"] - x["non2xx"] for x in results["relay"])
     print(f"relay/bare throughput: {ratio:.1%}")
-    print(f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)")
+    print(
+        f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)"
+    )
     goals = [
         ("relay >= 2000 req/s", med("relay", "ok_rps") >= 2000),
         ("relay p99 <= 25 ms", med("relay", "p99_ms") <= 25),

@@ -51,7 +51,9 @@ class FakeGitHubState:
     echo: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail_next(self, n: int, status: int, message: str = "", headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self, n: int, status: int, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         for _ in range(n):
             self.failures.append(Scripted(status, message, dict(headers or {})))
 
@@ -63,7 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _send(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -99,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
             if f"{parts[1]}/{parts[2]}" not in st.repos:
                 self._error(404, "Not Found")
                 return
-            self._send(200, {"id": st.installation_id, "app_id": int(st.app_id or 0), "target_type": "Organization"})
+            self._send(
+                200, {"id": st.installation_id, "app_id": int(st.app_id or 0), "target_type": "Organization"}
+            )
             return
         self._error(404, "Not Found")
 
@@ -128,7 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         st.requests.append(("POST", self.path))
         parts = self.path.strip("/").split("/")
-        if len(parts) == 4 and parts[0] == "app" and parts[1] == "installations" and parts[3] == "access_tokens":
+        if (
+            len(parts) == 4
+            and parts[0] == "app"
+            and parts[1] == "installations"
+            and parts[3] == "access_tokens"
+        ):
             if not self._app_jwt_ok():
                 return
             if parts[2] != str(st.installation_id):
@@ -138,7 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
                 token = f"ghs_fake{len(st.issued_tokens) + 1:04d}"
                 st.issued_tokens.append(token)
                 st.tokens.add(token)
-            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + st.installation_token_ttl))
+            expires = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + st.installation_token_ttl)
+            )
             self._send(201, {"token": token, "expires_at": expires, "permissions": {"contents": "write"}})
             return
         if len(parts) != 4 or parts[0] != "repos" or parts[3] != "dispatches":

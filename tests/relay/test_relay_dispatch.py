@@ -42,7 +42,9 @@ def _client(fake: FakeGitHub, token: str = TOKEN, clock: Any = time.time) -> Git
     return GitHubDispatcher(StaticToken(token), api_url=fake.url, clock=clock)
 
 
-def _enqueue(store: SQLiteStore, now: float, issue: str = "1234567890", repo: str = "acme/python-app") -> None:
+def _enqueue(
+    store: SQLiteStore, now: float, issue: str = "1234567890", repo: str = "acme/python-app"
+) -> None:
     item = NewDispatch(issue, "fix", repo, "sentry-issue", {**PAYLOAD, "issue_id": issue})
     assert store.enqueue(item, now=now, limits=LIMITS).status == "queued"
 
@@ -81,7 +83,9 @@ def test_github_dispatcher__classifies_refusals(
     wait: float | None,
 ) -> None:
     fake_github.state.fail_next(1, status, message, headers)
-    outcome = _client(fake_github, clock=Clock(1_000_000.0)).dispatch("acme/python-app", "sentry-issue", PAYLOAD)
+    outcome = _client(fake_github, clock=Clock(1_000_000.0)).dispatch(
+        "acme/python-app", "sentry-issue", PAYLOAD
+    )
     assert (outcome.ok, outcome.retry, outcome.status, outcome.retry_after) == (False, retry, status, wait)
     assert message in outcome.detail
 
@@ -117,7 +121,9 @@ def test_dispatcher__github_failing_for_a_while_then_the_dispatch_arrives(
     clock = Clock()
     fake_github.state.fail_next(3, 503, "Service Unavailable")
     fake_github.state.fail_next(1, 429, "Too Many Requests", {"retry-after": "90"})
-    dispatcher = Dispatcher(store, _client(fake_github, clock=clock), clock=clock, backoff_base=1, backoff_cap=60)
+    dispatcher = Dispatcher(
+        store, _client(fake_github, clock=clock), clock=clock, backoff_base=1, backoff_cap=60
+    )
     _enqueue(store, clock.now)
     for _ in range(40):
         dispatcher.run_once()
@@ -135,7 +141,9 @@ def test_dispatcher__github_failing_for_a_while_then_the_dispatch_arrives(
     assert clock.now - 1_000_000.0 >= 90
 
 
-def test_dispatcher__gives_up_after_max_retry_age_and_on_422(fake_github: FakeGitHub, store: SQLiteStore) -> None:
+def test_dispatcher__gives_up_after_max_retry_age_and_on_422(
+    fake_github: FakeGitHub, store: SQLiteStore
+) -> None:
     clock = Clock()
     fake_github.state.fail_next(100, 500)
     dispatcher = Dispatcher(store, _client(fake_github, clock=clock), clock=clock, max_retry_age=600)

@@ -82,7 +82,9 @@ class RelayProcess:
         return out
 
     def post(self, body: bytes, resource: str, **kw: Any) -> requests.Response:
-        return requests.post(f"{self.url}/webhooks/sentry", data=body, headers=headers_for(body, resource), **kw)
+        return requests.post(
+            f"{self.url}/webhooks/sentry", data=body, headers=headers_for(body, resource), **kw
+        )
 
     def close(self) -> None:
         """Kill if still running, then reap the reader and the pipe (no ResourceWarning)."""
@@ -306,7 +308,9 @@ def test_serve__answers_within_sentrys_second_while_github_hangs(
     with socket.socket() as black_hole:
         black_hole.bind(("127.0.0.1", 0))
         black_hole.listen(64)
-        relay = _start(relays, _env(tmp_path / "o.sqlite3", f"http://127.0.0.1:{black_hole.getsockname()[1]}"))
+        relay = _start(
+            relays, _env(tmp_path / "o.sqlite3", f"http://127.0.0.1:{black_hole.getsockname()[1]}")
+        )
         timings = []
         for name, resource in [
             ("issue.created.json", "issue"),

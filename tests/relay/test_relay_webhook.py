@@ -36,7 +36,9 @@ def _issue_variant(hooks: Hooks, action: str, substatus: str | None = None) -> b
 # --- verification ------------------------------------------------------------------------------
 
 
-def test_decide__accepts_the_exact_signed_fixture_bytes(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__accepts_the_exact_signed_fixture_bytes(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = hooks.bytes("issue.created.json")
     assert isinstance(decide(headers_for(body, "issue"), body, make_config()), Forward)
 
@@ -72,7 +74,9 @@ def test_verify_signature__header_case_and_uppercase_hex_are_fine(hooks: Hooks) 
     assert not verify_signature(b"", body, signature(body))
 
 
-def test_decide__header_names_are_case_insensitive(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__header_names_are_case_insensitive(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = hooks.bytes("issue.created.json")
     headers = {k.upper(): v for k, v in headers_for(body, "issue").items()}
     assert isinstance(decide(headers, body, make_config()), Forward)
@@ -111,7 +115,9 @@ def test_decide__malformed_or_unknown_shapes_are_400(
     assert decision.status == 400
 
 
-def test_decide__missing_resource_header_is_400(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__missing_resource_header_is_400(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = hooks.bytes("issue.created.json")
     headers = {k: v for k, v in headers_for(body, "issue").items() if k != "Sentry-Hook-Resource"}
     assert decide(headers, body, make_config()) == Reject(400, "missing Sentry-Hook-Resource header")
@@ -211,7 +217,9 @@ def test_decide__event_alert_routes_on_the_slug_from_its_url_too(
     assert _forward(decide(headers_for(body, "event_alert"), body, config)).repo == "acme/by-slug"
 
 
-def test_decide__error_created_reads_data_error(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__error_created_reads_data_error(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = hooks.bytes("error.created.json")
     fwd = _forward(decide(headers_for(body, "error"), body, make_config()))
     assert fwd.issue_id == "1170820242"
@@ -243,7 +251,9 @@ def test_decide__other_resources_are_ignored_with_200(
     assert decision.reason == reason
 
 
-def test_decide__our_own_comment_is_ignored_by_actor(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__our_own_comment_is_ignored_by_actor(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     doc = hooks.doc("comment.created.json")
     doc["actor"] = {"type": "application", "id": "sentry-autofix", "name": "sentry-autofix"}
     body = compact(doc)
@@ -251,7 +261,9 @@ def test_decide__our_own_comment_is_ignored_by_actor(hooks: Hooks, make_config: 
     assert decision == Ignore("own comment", "comment", "created")
 
 
-def test_decide__resolved_and_archive_only_when_enabled(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__resolved_and_archive_only_when_enabled(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     default = make_config()
     enabled = make_config(relay_actions="issue.created,issue.resolved,issue.archived")
     for action, group in [("resolved", "resolved"), ("ignored", "ignored"), ("archived", "ignored")]:
@@ -264,15 +276,23 @@ def test_decide__resolved_and_archive_only_when_enabled(hooks: Hooks, make_confi
         assert (on.client_payload["action"], on.dedup_group) == (action, group)
 
 
-def test_decide__unknown_issue_actions_are_ignored(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__unknown_issue_actions_are_ignored(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = _issue_variant(hooks, "assigned")
-    assert decide(headers_for(body, "issue"), body, make_config()) == Ignore("action not handled", "issue", "assigned")
+    assert decide(headers_for(body, "issue"), body, make_config()) == Ignore(
+        "action not handled", "issue", "assigned"
+    )
 
 
 def test_decide__level_filter(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
     body = hooks.bytes("event_alert.triggered.json")  # level "error"
-    assert isinstance(decide(headers_for(body, "event_alert"), body, make_config(relay_levels="fatal")), Ignore)
-    assert isinstance(decide(headers_for(body, "event_alert"), body, make_config(relay_levels="error,fatal")), Forward)
+    assert isinstance(
+        decide(headers_for(body, "event_alert"), body, make_config(relay_levels="fatal")), Ignore
+    )
+    assert isinstance(
+        decide(headers_for(body, "event_alert"), body, make_config(relay_levels="error,fatal")), Forward
+    )
 
 
 # --- routing --------------------------------------------------------------------------------------
@@ -292,7 +312,9 @@ def test_decide__unknown_project_is_ignored_without_a_default(
     )
 
 
-def test_decide__default_route_and_per_route_event_type(hooks: Hooks, make_config: Callable[..., RelayConfig]) -> None:
+def test_decide__default_route_and_per_route_event_type(
+    hooks: Hooks, make_config: Callable[..., RelayConfig]
+) -> None:
     body = hooks.bytes("issue.created.json")
     config = make_config(relay_routes="other=acme/other", relay_default_repo="acme/catch-all:sentry-any")
     fwd = _forward(decide(headers_for(body, "issue"), body, config))

@@ -164,7 +164,9 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
     """Validate the relay settings (env first, the optional file adds routes) into a RelayConfig."""
     secret = settings.sentry_webhook_secret.get_secret_value() if settings.sentry_webhook_secret else ""
     if require_secret and not secret:
-        raise ConfigError("SENTRY_WEBHOOK_SECRET is not set: copy the Client Secret of your Sentry integration into it")
+        raise ConfigError(
+            "SENTRY_WEBHOOK_SECRET is not set: copy the Client Secret of your Sentry integration into it"
+        )
     data = _read_file(settings.relay_config_file) if settings.relay_config_file else {}
     event_type = settings.relay_event_type
     if "event_type" in data:
@@ -176,27 +178,40 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
 
     routes = _file_routes(data, default_event_type=event_type)
     # Env routes win over the file: the environment is what an operator changes last.
-    routes.update(_parse_routes(settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES"))
+    routes.update(
+        _parse_routes(settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES")
+    )
     default_repo = settings.relay_default_repo or data.get("default_repo")
     default_route = None
     if default_repo:
         if not isinstance(default_repo, str):
             raise ConfigError("SENTRY_AUTOFIX_RELAY_CONFIG default_repo: must be a string")
-        default_route = parse_route(default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO")
+        default_route = parse_route(
+            default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO"
+        )
     if not routes and default_route is None:
-        raise ConfigError("no route: set SENTRY_AUTOFIX_ROUTES (project=owner/repo,…) or SENTRY_AUTOFIX_DEFAULT_REPO")
+        raise ConfigError(
+            "no route: set SENTRY_AUTOFIX_ROUTES (project=owner/repo,…) or SENTRY_AUTOFIX_DEFAULT_REPO"
+        )
 
     actions = _str_list(data.get("actions", settings.relay_actions), "SENTRY_AUTOFIX_RELAY_ACTIONS")
     unknown = sorted(set(actions) - KNOWN_ACTIONS)
     if unknown:
-        raise ConfigError(f"SENTRY_AUTOFIX_RELAY_ACTIONS: unknown {unknown}; known: {', '.join(sorted(KNOWN_ACTIONS))}")
+        raise ConfigError(
+            f"SENTRY_AUTOFIX_RELAY_ACTIONS: unknown {unknown}; known: {', '.join(sorted(KNOWN_ACTIONS))}"
+        )
     if {"issue.ignored", "issue.archived"} & set(actions):
         # Sentry sends archive as `ignored` although its docs say `archived` (SPEC §10): one switch.
         actions = [*actions, "issue.ignored", "issue.archived"]
-    levels = [lv.lower() for lv in _str_list(data.get("levels", settings.relay_levels), "SENTRY_AUTOFIX_RELAY_LEVELS")]
+    levels = [
+        lv.lower()
+        for lv in _str_list(data.get("levels", settings.relay_levels), "SENTRY_AUTOFIX_RELAY_LEVELS")
+    ]
     bad_levels = sorted(set(levels) - LEVELS)
     if bad_levels:
-        raise ConfigError(f"SENTRY_AUTOFIX_RELAY_LEVELS: unknown {bad_levels}; known: {', '.join(sorted(LEVELS))}")
+        raise ConfigError(
+            f"SENTRY_AUTOFIX_RELAY_LEVELS: unknown {bad_levels}; known: {', '.join(sorted(LEVELS))}"
+        )
     return RelayConfig(
         secret=secret.encode("utf-8"),
         routes=routes,

@@ -120,7 +120,9 @@ class Dispatcher:
             if self._stop.is_set():
                 # Shutting down: hand the unsent rest back so the next start (or a replica) sends them now.
                 for rest in claimed[index:]:
-                    self.store.mark_retry(rest.id, next_attempt_at=self._clock(), error="released at shutdown")
+                    self.store.mark_retry(
+                        rest.id, next_attempt_at=self._clock(), error="released at shutdown"
+                    )
                 break
             self._send(item)
         return len(claimed)

@@ -57,7 +57,9 @@ def _load_private_key(value: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError("GITHUB_APP_PRIVATE_KEY: neither a PEM private key nor a readable .pem file path") from exc
+        raise ConfigError(
+            "GITHUB_APP_PRIVATE_KEY: neither a PEM private key nor a readable .pem file path"
+        ) from exc
 
 
 class GitHubAppAuth:
@@ -219,7 +221,9 @@ class GitHubDispatcher:
         except CodeHostError as exc:
             return DispatchOutcome(False, True, None, str(exc))
         except requests.RequestException as exc:
-            return DispatchOutcome(False, True, None, f"GitHub unreachable while getting a token: {type(exc).__name__}")
+            return DispatchOutcome(
+                False, True, None, f"GitHub unreachable while getting a token: {type(exc).__name__}"
+            )
         try:
             resp = self._session.post(
                 f"{self._api}/repos/{repo}/dispatches",
@@ -242,12 +246,16 @@ class GitHubDispatcher:
         if status == 401:
             # An App token may have expired early or been revoked: get a fresh one next time.
             self.auth.invalidate(repo)
-            return DispatchOutcome(False, True, status, f"401 {detail}: check GITHUB_TOKEN / GitHub App", wait)
+            return DispatchOutcome(
+                False, True, status, f"401 {detail}: check GITHUB_TOKEN / GitHub App", wait
+            )
         if status in (400, 422):
             # The request itself is wrong (payload or event type): retrying cannot help.
             return DispatchOutcome(False, False, status, f"{status} {detail}")
         if status == 403 and wait is None and "rate limit" not in detail.lower():
-            return DispatchOutcome(False, True, status, f"403 {detail}: the token needs contents:write on {repo}", None)
+            return DispatchOutcome(
+                False, True, status, f"403 {detail}: the token needs contents:write on {repo}", None
+            )
         if status == 404:
             return DispatchOutcome(
                 False, True, status, f"404 {detail}: {repo} does not exist or the token cannot see it", None

@@ -51,7 +51,9 @@ def build(settings: Settings) -> RelayParts:
     return RelayParts(relay, dispatcher, store)
 
 
-def serve(settings: Settings, *, host: str, port: int, threads: int, workers: int = 1, server: str = "waitress") -> int:
+def serve(
+    settings: Settings, *, host: str, port: int, threads: int, workers: int = 1, server: str = "waitress"
+) -> int:
     if server == "gunicorn":
         return serve_gunicorn(settings, host=host, port=port, threads=threads, workers=workers)
     return serve_waitress(settings, host=host, port=port, threads=threads)
@@ -61,7 +63,9 @@ def serve_gunicorn(settings: Settings, *, host: str, port: int, threads: int, wo
     try:
         from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise ConfigError("SENTRY_AUTOFIX_RELAY_SERVER=gunicorn needs gunicorn: pip install gunicorn") from exc
+        raise ConfigError(
+            "SENTRY_AUTOFIX_RELAY_SERVER=gunicorn needs gunicorn: pip install gunicorn"
+        ) from exc
 
     # Validate everything (and create the schema) in the master, before any worker forks, so a bad
     # setting stops the start with one clear message instead of a crash loop of workers.

@@ -197,7 +197,9 @@ def _event_fields(data: dict[str, Any], key: str, config: RelayConfig) -> _Field
     )
 
 
-def build_client_payload(fields: _Fields, *, resource: str, action: str, request_id: str | None) -> dict[str, Any]:
+def build_client_payload(
+    fields: _Fields, *, resource: str, action: str, request_id: str | None
+) -> dict[str, Any]:
     """≤ 10 top-level keys (GitHub's limit); the nested `sentry` object carries the rest."""
     context = {k: v for k, v in fields.extra.items() if v is not None}
     context.update(
@@ -240,7 +242,11 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return Reject(400, "body is not JSON")
-    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str) or not isinstance(doc.get("data"), dict):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("action"), str)
+        or not isinstance(doc.get("data"), dict)
+    ):
         return Reject(400, "body is not a Sentry webhook (needs an object with 'action' and 'data')")
     action: str = doc["action"]
     data: dict[str, Any] = doc["data"]
