@@ -288,6 +288,11 @@ def main() -> int:
     )
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure the relay from another checkout's src/ (e.g. the previous release) in the same rounds",
+    )
     args = ap.parse_args()
     if args.threads is None:
         args.threads = 4 if args.server == "gunicorn" else 8
@@ -324,60 +329,62 @@ def main() -> int:
     )
     assert gh.stdout is not None
     gh_port = int(gh.stdout.readline().split()[1])
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "relay": []}
+    kinds = ["bare", "relay"] + (["baseline"] if args.baseline else [])
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     stored_total = 0
-    try:
-        for rnd in range(args.rounds):
-            port = free_port()
-            bare = subprocess.Popen(
-                bare_command(py, args.server, port, args.threads, args.workers), stderr=subprocess.DEVNULL
-            )
-            try:
-                wait_port(port)
-                results["bare"].append(measured(bare, load, port))
-            finally:
-                stop(bare)
 
-            db = tmp / f"relay-{rnd}.sqlite3"
-            port = free_port()
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SENTRY_"))},
-                "SENTRY_WEBHOOK_SECRET": SECRET.decode(),
-                "GITHUB_TOKEN": "bench-token",
-                "GITHUB_API_URL": f"http://127.0.0.1:{gh_port}",
-                "SENTRY_AUTOFIX_ROUTES": "python=acme/web",
-                "SENTRY_AUTOFIX_RELAY_DB": str(db),
-                "SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW": "0",
-                "SENTRY_AUTOFIX_RELAY_RATE_WINDOW": "0",
-                "SENTRY_AUTOFIX_RELAY_THREADS": str(args.threads),
-                "SENTRY_AUTOFIX_RELAY_WORKERS": str(args.workers),
-                "SENTRY_AUTOFIX_RELAY_SERVER": args.server,
-            }
-            relay_log = open(tmp / f"relay-{rnd}.log", "w")
+    def run_relay(rnd: int, kind: str) -> dict[str, float]:
+        db = tmp / f"{kind}-{rnd}.sqlite3"
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SENTRY_"))},
+            "SENTRY_WEBHOOK_SECRET": SECRET.decode(),
+            "GITHUB_TOKEN": "bench-token",
+            "GITHUB_API_URL": f"http://127.0.0.1:{gh_port}",
+            "SENTRY_AUTOFIX_ROUTES": "python=acme/web",
+            "SENTRY_AUTOFIX_RELAY_DB": str(db),
+            "SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW": "0",
+            "SENTRY_AUTOFIX_RELAY_RATE_WINDOW": "0",
+            "SENTRY_AUTOFIX_RELAY_THREADS": str(args.threads),
+            "SENTRY_AUTOFIX_RELAY_WORKERS": str(args.workers),
+            "SENTRY_AUTOFIX_RELAY_SERVER": args.server,
+        }
+        if kind == "baseline":
+            # The other checkout's package wins over this one's editable install.
+            env["PYTHONPATH"] = str(Path(args.baseline).resolve())
+        with open(tmp / f"{kind}-{rnd}.log", "w") as relay_log:
             relay = subprocess.Popen(
-                [
-                    str(Path(py).parent / "sentry-autofix"),
-                    "relay",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
+                [str(Path(py).parent / "sentry-autofix"), "relay", "serve", "--host", "127.0.0.1", "--port", str(port)],
                 env=env,
                 stderr=relay_log,
             )
             try:
                 wait_port(port)
                 r = measured(relay, load, port)
-                results["relay"].append(r)
             finally:
                 stop(relay)
-                relay_log.close()
-            with sqlite3.connect(db) as conn:
-                stored = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            stored_total += stored
-            r["stored"] = stored
+        with sqlite3.connect(db) as conn:
+            r["stored"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return r
+
+    try:
+        for rnd in range(args.rounds):
+            # Alternate the order so that neither side always runs first after a quiet spell.
+            for kind in kinds if rnd % 2 == 0 else kinds[::-1]:
+                if kind != "bare":
+                    r = run_relay(rnd, kind)
+                    stored_total += r["stored"] if kind == "relay" else 0
+                    results[kind].append(r)
+                    continue
+                port = free_port()
+                bare = subprocess.Popen(
+                    bare_command(py, args.server, port, args.threads, args.workers), stderr=subprocess.DEVNULL
+                )
+                try:
+                    wait_port(port)
+                    results["bare"].append(measured(bare, load, port))
+                finally:
+                    stop(bare)
     finally:
         gh.send_signal(signal.SIGTERM)
         gh.wait(10)
@@ -395,7 +402,7 @@ def main() -> int:
         f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
         f"{'CPU us/req':>12}{'cores':>7}"
     )
-    for kind in ("bare", "relay"):
+    for kind in kinds:
         print(
             f"{kind:8}{med(kind, 'rps'):>10.0f}{med(kind, 'ok_rps'):>11.0f}{med(kind, 'p50_ms'):>9.2f}"
             f"{med(kind, 'p99_ms'):>9.2f}{med(kind, 'non2xx'):>9.0f}{med(kind, 'cpu_us_per_req'):>12.0f}"
@@ -404,6 +411,8 @@ def main() -> int:
     ratio = med("relay", "ok_rps") / med("bare", "ok_rps")
     acked = sum(x["requests"] - x["non2xx"] for x in results["relay"])
     print(f"relay/bare throughput: {ratio:.1%}")
+    if args.baseline:
+        print(f"baseline/bare throughput: {med('baseline', 'ok_rps') / med('bare', 'ok_rps'):.1%}")
     print(
         f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)"
     )

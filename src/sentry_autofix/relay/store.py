@@ -84,9 +84,12 @@ class OutboxStore(Protocol):
     def close(self) -> None: ...
 
 
+# No AUTOINCREMENT: it rewrites the sqlite_sequence page on every insert (a fourth page per
+# webhook in the WAL). Plain rowids only repeat after the newest row was pruned, i.e. after the
+# relay sat idle longer than the retention; ids only tie log lines and leases to live rows.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     created_at REAL NOT NULL,
     issue_id TEXT NOT NULL,
     dedup_group TEXT NOT NULL,
