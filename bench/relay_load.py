@@ -1,7 +1,9 @@
 """Relay load test on loopback: signed + stored webhooks per second, p50/p99, against a bare app.
 
-Both servers are the same waitress build with the same threads, started the same way, measured by
-the same load generator in the same run, so the ratio is what the relay costs:
+Both servers run on the same WSGI server with the same workers and threads (default: gunicorn,
+2 workers x 2 threads, the documented deployment; `--server waitress` for one process), started
+the same way, measured by the same load generator in the same run, so the ratio is what the relay
+costs:
 
 * **bare**  — a WSGI app that reads the body and answers `200 OK` (the ceiling of the server);
 * **relay** — `sentry-autofix relay serve` (the real CLI), every request a distinct, correctly
@@ -12,7 +14,11 @@ the same load generator in the same run, so the ratio is what the relay costs:
 Load generator: `wrk` (Debian package) when it is on PATH, else a Python keep-alive client in
 worker processes. Usage:
 
-    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--threads 8] [--rounds 2]
+    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--threads 2] [--rounds 2]
+    .venv/bin/python bench/relay_load.py --baseline /path/to/other/checkout/src   # before/after
+
+`--baseline` adds a third server per round: the relay from another checkout, alternated with the
+other two, so a change is judged against its predecessor under the same machine load.
 
 Prints one table plus ratios. Goals on the reference 2-core machine: >= 2,000 req/s, p99 <= 25 ms,
 >= 60 % of the bare app's throughput.
@@ -183,9 +189,7 @@ def run_wrk(port: int, lua: Path, duration: int, connections: int) -> dict[str, 
     }
 
 
-def _py_worker(
-    port: int, bodies: list[tuple[str, bytes]], start: float, stop: float, offset: int, q: Any
-) -> None:
+def _py_worker(port: int, bodies: list[tuple[str, bytes]], start: float, stop: float, offset: int, q: Any) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     lat: list[float] = []
     non2xx = 0
@@ -214,9 +218,7 @@ def _py_worker(
     q.put((lat, non2xx))
 
 
-def run_python_client(
-    port: int, bodies: list[tuple[str, bytes]], duration: int, connections: int
-) -> dict[str, float]:
+def run_python_client(port: int, bodies: list[tuple[str, bytes]], duration: int, connections: int) -> dict[str, float]:
     q: Any = mp.Queue()
     start = time.time() + 1.0
     procs = [
@@ -280,12 +282,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
+    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="gunicorn")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (gunicorn)")
-    ap.add_argument("--threads", type=int, help="threads per worker (default: 4 gunicorn, 8 waitress)")
-    ap.add_argument(
-        "--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported"
-    )
+    ap.add_argument("--threads", type=int, help="threads per worker (default: 2 gunicorn, 8 waitress)")
+    ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument(
@@ -295,7 +295,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.threads is None:
-        args.threads = 4 if args.server == "gunicorn" else 8
+        args.threads = 2 if args.server == "gunicorn" else 8
     if not FIXTURE.is_file():
         print(f"fixture not found: {FIXTURE}", file=sys.stderr)
         return 2
@@ -398,10 +398,7 @@ def main() -> int:
         + f"threads={args.threads} "
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )
-    print(
-        f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-        f"{'CPU us/req':>12}{'cores':>7}"
-    )
+    print(f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU us/req':>12}{'cores':>7}")
     for kind in kinds:
         print(
             f"{kind:8}{med(kind, 'rps'):>10.0f}{med(kind, 'ok_rps'):>11.0f}{med(kind, 'p50_ms'):>9.2f}"
@@ -413,9 +410,7 @@ def main() -> int:
     print(f"relay/bare throughput: {ratio:.1%}")
     if args.baseline:
         print(f"baseline/bare throughput: {med('baseline', 'ok_rps') / med('bare', 'ok_rps'):.1%}")
-    print(
-        f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)"
-    )
+    print(f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)")
     goals = [
         ("relay >= 2000 req/s", med("relay", "ok_rps") >= 2000),
         ("relay p99 <= 25 ms", med("relay", "p99_ms") <= 25),
