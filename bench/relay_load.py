@@ -1,7 +1,9 @@
 """Relay load test on loopback: signed + stored webhooks per second, p50/p99, against a bare app.
 
-Both servers are the same waitress build with the same threads, started the same way, measured by
-the same load generator in the same run, so the ratio is what the relay costs:
+Both servers run on the same WSGI server with the same workers and threads (default: gunicorn,
+2 workers x 2 threads, the documented deployment; `--server waitress` for one process), started
+the same way, measured by the same load generator in the same run, so the ratio is what the relay
+costs:
 
 * **bare**  — a WSGI app that reads the body and answers `200 OK` (the ceiling of the server);
 * **relay** — `sentry-autofix relay serve` (the real CLI), every request a distinct, correctly
@@ -12,7 +14,11 @@ the same load generator in the same run, so the ratio is what the relay costs:
 Load generator: `wrk` (Debian package) when it is on PATH, else a Python keep-alive client in
 worker processes. Usage:
 
-    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--threads 8] [--rounds 2]
+    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--threads 2] [--rounds 2]
+    .venv/bin/python bench/relay_load.py --baseline /path/to/other/checkout/src   # before/after
+
+`--baseline` adds a third server per round: the relay from another checkout, alternated with the
+other two, so a change is judged against its predecessor under the same machine load.
 
 Prints one table plus ratios. Goals on the reference 2-core machine: >= 2,000 req/s, p99 <= 25 ms,
 >= 60 % of the bare app's throughput.
@@ -276,15 +282,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
+    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="gunicorn")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (gunicorn)")
-    ap.add_argument("--threads", type=int, help="threads per worker (default: 4 gunicorn, 8 waitress)")
+    ap.add_argument("--threads", type=int, help="threads per worker (default: 2 gunicorn, 8 waitress)")
     ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure the relay from another checkout's src/ (e.g. the previous release) in the same rounds",
+    )
     args = ap.parse_args()
     if args.threads is None:
-        args.threads = 4 if args.server == "gunicorn" else 8
+        args.threads = 2 if args.server == "gunicorn" else 8
     if not FIXTURE.is_file():
         print(f"fixture not found: {FIXTURE}", file=sys.stderr)
         return 2
@@ -318,60 +329,62 @@ def main() -> int:
     )
     assert gh.stdout is not None
     gh_port = int(gh.stdout.readline().split()[1])
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "relay": []}
+    kinds = ["bare", "relay"] + (["baseline"] if args.baseline else [])
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     stored_total = 0
-    try:
-        for rnd in range(args.rounds):
-            port = free_port()
-            bare = subprocess.Popen(
-                bare_command(py, args.server, port, args.threads, args.workers), stderr=subprocess.DEVNULL
-            )
-            try:
-                wait_port(port)
-                results["bare"].append(measured(bare, load, port))
-            finally:
-                stop(bare)
 
-            db = tmp / f"relay-{rnd}.sqlite3"
-            port = free_port()
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SENTRY_"))},
-                "SENTRY_WEBHOOK_SECRET": SECRET.decode(),
-                "GITHUB_TOKEN": "bench-token",
-                "GITHUB_API_URL": f"http://127.0.0.1:{gh_port}",
-                "SENTRY_AUTOFIX_ROUTES": "python=acme/web",
-                "SENTRY_AUTOFIX_RELAY_DB": str(db),
-                "SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW": "0",
-                "SENTRY_AUTOFIX_RELAY_RATE_WINDOW": "0",
-                "SENTRY_AUTOFIX_RELAY_THREADS": str(args.threads),
-                "SENTRY_AUTOFIX_RELAY_WORKERS": str(args.workers),
-                "SENTRY_AUTOFIX_RELAY_SERVER": args.server,
-            }
-            relay_log = open(tmp / f"relay-{rnd}.log", "w")
+    def run_relay(rnd: int, kind: str) -> dict[str, float]:
+        db = tmp / f"{kind}-{rnd}.sqlite3"
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SENTRY_"))},
+            "SENTRY_WEBHOOK_SECRET": SECRET.decode(),
+            "GITHUB_TOKEN": "bench-token",
+            "GITHUB_API_URL": f"http://127.0.0.1:{gh_port}",
+            "SENTRY_AUTOFIX_ROUTES": "python=acme/web",
+            "SENTRY_AUTOFIX_RELAY_DB": str(db),
+            "SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW": "0",
+            "SENTRY_AUTOFIX_RELAY_RATE_WINDOW": "0",
+            "SENTRY_AUTOFIX_RELAY_THREADS": str(args.threads),
+            "SENTRY_AUTOFIX_RELAY_WORKERS": str(args.workers),
+            "SENTRY_AUTOFIX_RELAY_SERVER": args.server,
+        }
+        if kind == "baseline":
+            # The other checkout's package wins over this one's editable install.
+            env["PYTHONPATH"] = str(Path(args.baseline).resolve())
+        with open(tmp / f"{kind}-{rnd}.log", "w") as relay_log:
             relay = subprocess.Popen(
-                [
-                    str(Path(py).parent / "sentry-autofix"),
-                    "relay",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
+                [str(Path(py).parent / "sentry-autofix"), "relay", "serve", "--host", "127.0.0.1", "--port", str(port)],
                 env=env,
                 stderr=relay_log,
             )
             try:
                 wait_port(port)
                 r = measured(relay, load, port)
-                results["relay"].append(r)
             finally:
                 stop(relay)
-                relay_log.close()
-            with sqlite3.connect(db) as conn:
-                stored = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            stored_total += stored
-            r["stored"] = stored
+        with sqlite3.connect(db) as conn:
+            r["stored"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return r
+
+    try:
+        for rnd in range(args.rounds):
+            # Alternate the order so that neither side always runs first after a quiet spell.
+            for kind in kinds if rnd % 2 == 0 else kinds[::-1]:
+                if kind != "bare":
+                    r = run_relay(rnd, kind)
+                    stored_total += r["stored"] if kind == "relay" else 0
+                    results[kind].append(r)
+                    continue
+                port = free_port()
+                bare = subprocess.Popen(
+                    bare_command(py, args.server, port, args.threads, args.workers), stderr=subprocess.DEVNULL
+                )
+                try:
+                    wait_port(port)
+                    results["bare"].append(measured(bare, load, port))
+                finally:
+                    stop(bare)
     finally:
         gh.send_signal(signal.SIGTERM)
         gh.wait(10)
@@ -386,7 +399,7 @@ def main() -> int:
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )
     print(f"{'':8}{'req/s':>10}{'2xx req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU us/req':>12}{'cores':>7}")
-    for kind in ("bare", "relay"):
+    for kind in kinds:
         print(
             f"{kind:8}{med(kind, 'rps'):>10.0f}{med(kind, 'ok_rps'):>11.0f}{med(kind, 'p50_ms'):>9.2f}"
             f"{med(kind, 'p99_ms'):>9.2f}{med(kind, 'non2xx'):>9.0f}{med(kind, 'cpu_us_per_req'):>12.0f}"
@@ -395,6 +408,8 @@ def main() -> int:
     ratio = med("relay", "ok_rps") / med("bare", "ok_rps")
     acked = sum(x["requests"] - x["non2xx"] for x in results["relay"])
     print(f"relay/bare throughput: {ratio:.1%}")
+    if args.baseline:
+        print(f"baseline/bare throughput: {med('baseline', 'ok_rps') / med('bare', 'ok_rps'):.1%}")
     print(f"stored rows: {stored_total} for {acked:.0f} acknowledged webhooks (every 2xx must be a stored row)")
     goals = [
         ("relay >= 2000 req/s", med("relay", "ok_rps") >= 2000),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -85,9 +84,12 @@ class OutboxStore(Protocol):
     def close(self) -> None: ...
 
 
+# No AUTOINCREMENT: it rewrites the sqlite_sequence page on every insert (a fourth page per
+# webhook in the WAL). Plain rowids only repeat after the newest row was pruned, i.e. after the
+# relay sat idle longer than the retention; ids only tie log lines and leases to live rows.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     created_at REAL NOT NULL,
     issue_id TEXT NOT NULL,
     dedup_group TEXT NOT NULL,
@@ -116,43 +118,15 @@ WHERE NOT EXISTS (
 """
 
 
-class _Pending:
-    __slots__ = ("done", "error", "item", "limits", "now", "result")
-
-    def __init__(self, item: NewDispatch, now: float, limits: Limits) -> None:
-        self.item = item
-        self.now = now
-        self.limits = limits
-        self.result: EnqueueResult | None = None
-        self.error: Exception | None = None
-        self.done = threading.Lock()
-        self.done.acquire()
-
-    def params(self) -> tuple[Any, ...]:
-        item, now, limits = self.item, self.now, self.limits
-        return (
-            now,
-            item.issue_id,
-            item.dedup_group,
-            item.repo,
-            item.event_type,
-            json.dumps(item.client_payload, separators=(",", ":")),
-            item.request_id,
-            now,
-            item.issue_id,
-            item.dedup_group,
-            now - limits.dedup_window,
-            item.issue_id,
-            now - limits.rate_window,
-            limits.rate_limit,
-        )
-
-
 class SQLiteStore:
     """Outbox in one SQLite file, WAL mode; safe for many threads and several processes.
 
     `sync="normal"`: a committed row survives the process being killed (the WAL is written before
-    COMMIT returns); `sync="full"` also survives power loss, at one fsync per group commit.
+    COMMIT returns); `sync="full"` also survives power loss, at one fsync per webhook.
+
+    All writes go through one connection (`_writer`) under `_write_lock`, in the caller's thread:
+    no hand-off to a writer thread, and the connection's page cache stays warm. Reads use one
+    connection per thread.
     """
 
     def __init__(self, path: str | Path, *, sync: Literal["normal", "full"] = "normal") -> None:
@@ -161,39 +135,41 @@ class SQLiteStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        # The outbox writer thread and the dispatcher's updates take turns on this lock, then on
-        # the flock shared with other processes: SQLite's own busy handler sleeps in steps of
-        # milliseconds, which would show up in p99; these locks hand over in microseconds.
+        # Request threads and the dispatcher take turns on this lock, then on the flock shared
+        # with other processes: SQLite's own busy handler sleeps in steps of milliseconds, which
+        # would show up in p99; these locks hand over in microseconds.
         self._write_lock = threading.Lock()
+        self._closed = False
         self._lock_fd: int | None = None
         if fcntl is not None and self.path != ":memory:":
             self._lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._closed = False
         try:
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            self._writer = self._connect()
         except sqlite3.Error as exc:
             raise ConfigError(f"SENTRY_AUTOFIX_RELAY_DB: cannot open {self.path}: {exc}") from exc
-        self._writer_thread = threading.Thread(target=self._writer, name="relay-outbox-writer", daemon=True)
-        self._writer_thread.start()
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoints, name="relay-outbox-checkpoint", daemon=True)
         self._checkpointer.start()
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous={self._sync}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints (which fsync) run on their own thread (_checkpoints), not inside a
+        # webhook's COMMIT; this threshold is only the safety net if that thread falls behind.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, for reads."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA synchronous={self._sync}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            # Checkpoints (which fsync) run on their own thread (_checkpoints), not inside a
-            # webhook's COMMIT; this threshold is only the safety net if that thread falls behind.
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
+            conn = self._local.conn = self._connect()
         return conn
 
     @contextmanager
@@ -214,7 +190,7 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
+        conn = self._writer
         with self._write_lock, self._process_lock():
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -225,74 +201,42 @@ class SQLiteStore:
             conn.execute("COMMIT")
 
     def enqueue(self, item: NewDispatch, *, now: float, limits: Limits) -> EnqueueResult:
-        """Group commit through one writer thread; returns only after the row is committed.
+        """Dedup, rate limit and insert in one statement; returns only after it is committed.
 
-        Request threads hand their item over and wait; the writer commits whatever piled up in one
-        transaction. No Python lock is held across a call into SQLite by a request thread (with
-        the GIL that turns into lock convoys and p99 spikes), and one connection does all the
-        writing, so its page cache stays warm.
+        Runs in the request thread. One autocommit statement is its own transaction (SQLite takes
+        the write lock before it reads), and the locks make it the only writer, so what its
+        NOT EXISTS read is still true when it writes. A group-commit writer thread was measured
+        against this (docs/relay.md, Benchmark): the thread hand-offs cost as much as the
+        commits they saved.
         """
-        pending = _Pending(item, now, limits)
-        if self._closed:
-            raise RuntimeError("the outbox store is closed")
-        self._queue.put(pending)
-        pending.done.acquire()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
-
-    def _writer(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            with self._write_lock, self._process_lock():
-                self._commit_batch(batch)
-            for p in batch:
-                p.done.release()
-
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        conn = self._conn()
-        try:
-            rowids: list[int | None] = []
-            if len(batch) == 1:
-                # Alone: one autocommit statement (its own transaction), two fewer trips into SQLite.
-                cur = conn.execute(_ENQUEUE_SQL, batch[0].params())
-                rowids.append(cur.lastrowid if cur.rowcount == 1 else None)
-            else:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for p in batch:
-                        cur = conn.execute(_ENQUEUE_SQL, p.params())
-                        rowids.append(cur.lastrowid if cur.rowcount == 1 else None)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except Exception as exc:
-            for p in batch:
-                p.error = exc
-            return
-        for p, rowid in zip(batch, rowids, strict=True):
-            if rowid is not None:
-                p.result = EnqueueResult("queued", rowid)
-                continue
+        params = (
+            now,
+            item.issue_id,
+            item.dedup_group,
+            item.repo,
+            item.event_type,
+            json.dumps(item.client_payload, separators=(",", ":")),
+            item.request_id,
+            now,
+            item.issue_id,
+            item.dedup_group,
+            now - limits.dedup_window,
+            item.issue_id,
+            now - limits.rate_window,
+            limits.rate_limit,
+        )
+        conn = self._writer
+        with self._write_lock, self._process_lock():
+            if self._closed:
+                raise RuntimeError("the outbox store is closed")
+            cur = conn.execute(_ENQUEUE_SQL, params)
+            if cur.rowcount == 1:
+                return EnqueueResult("queued", cur.lastrowid)
             dup = conn.execute(
                 "SELECT 1 FROM outbox WHERE issue_id = ? AND dedup_group = ? AND created_at > ? LIMIT 1",
-                (p.item.issue_id, p.item.dedup_group, p.now - p.limits.dedup_window),
+                (item.issue_id, item.dedup_group, now - limits.dedup_window),
             ).fetchone()
-            p.result = EnqueueResult("duplicate" if dup else "rate-limited")
+        return EnqueueResult("duplicate" if dup else "rate-limited")
 
     def claim(self, *, now: float, limit: int, lease: float) -> list[Dispatch]:
         with self._write() as conn:
@@ -378,20 +322,9 @@ class SQLiteStore:
     def close(self) -> None:
         self._stop_checkpoints.set()
         self._checkpointer.join(5.0)
-        if not self._closed:
+        with self._write_lock:
+            # A webhook arriving now fails (503, Sentry retries) rather than being acknowledged unstored.
             self._closed = True
-            self._queue.put(None)
-            self._writer_thread.join(10.0)
-            # A webhook handed over after the writer stopped must not wait forever: it fails
-            # (503, Sentry may retry) rather than being acknowledged unstored.
-            while True:
-                try:
-                    late = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if late is not None:
-                    late.error = RuntimeError("the outbox store is closed")
-                    late.done.release()
         with self._conns_lock:
             for conn in self._conns:
                 try:
