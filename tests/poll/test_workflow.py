@@ -77,7 +77,7 @@ def test_matrix_example__fans_out_from_the_poll_output() -> None:
     checkout = next(s for s in fix["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["persist-credentials"] is False
     action = next(s for s in fix["steps"] if "sentry-autofix@" in s.get("uses", ""))
-    assert action["with"]["issue-id"] == "${{ matrix.issue_id }}"
+    assert action["with"]["sentry-issue-id"] == "${{ matrix.issue_id }}"
     # Secrets reach steps through env/with only, never pasted into a script.
     for job in doc["jobs"].values():
         for step in job["steps"]:

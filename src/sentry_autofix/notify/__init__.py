@@ -7,13 +7,16 @@ turn a delivered fix into a failed run (sentry-python never lets its own bug cra
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Iterable
-from typing import Literal, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, Protocol
 
+import requests
 from pydantic import BaseModel, ConfigDict
 
+from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 
 log = logging.getLogger(__name__)
@@ -106,3 +109,55 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 
         notifiers.append(DiscordNotifier.from_settings(settings))
     return notifiers
+
+
+MAX_RETRY_WAIT = 10.0
+"""Longest rate-limit wait a notifier accepts before giving up (a chat message is not worth more)."""
+
+
+def retry_after(resp: requests.Response) -> float | None:
+    """Seconds to wait after a 429: Discord puts it in the body, Slack in `Retry-After`."""
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and isinstance(body.get("retry_after"), (int, float)):
+            return float(body["retry_after"])
+    except ValueError:
+        pass
+    try:
+        return float(resp.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def post_json(
+    session: requests.Session,
+    url: str,
+    message: dict[str, Any],
+    *,
+    service: str,
+    error: type[Exception],
+    timeout: float,
+    sleep: Callable[[float], None],
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """POST a JSON message, retrying once on 429 when the wait asked for is short."""
+    data = json.dumps(message).encode()
+    sent_headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": f"sentry-autofix/{__version__}",
+        **(headers or {}),
+    }
+    for attempt in range(2):
+        try:
+            resp = session.post(url, data=data, headers=sent_headers, timeout=timeout)
+        except requests.RequestException as exc:
+            # Webhook URLs carry their token: name the error, never the URL.
+            raise error(f"cannot reach {service} ({type(exc).__name__})") from None
+        if resp.status_code == 429 and attempt == 0:
+            wait = retry_after(resp)
+            if wait is not None and wait <= MAX_RETRY_WAIT:
+                log.info("%s rate limit; retrying in %.1fs", service, wait)
+                sleep(wait)
+                continue
+        return resp
+    return resp

@@ -7,7 +7,6 @@ and `@everyone`/`@here` broken, so the message also *reads* as data.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -16,10 +15,9 @@ from typing import Any
 
 import requests
 
-from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
-from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, safe_url
+from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,6 @@ FOOTER_MAX = 2048
 FACT_MAX = 300
 """Short facts are capped hard so that the description always keeps room within 6,000 chars."""
 EMBED_TOTAL_MAX = 6000
-MAX_RETRY_WAIT = 10.0
 COLORS = {"pr-opened": 0x2DA44E, "draft-pr-opened": 0xBF8700, "issue-opened": 0x0969DA, "fix-failed": 0xCF222E}
 _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#<])")
 
@@ -133,40 +130,20 @@ class DiscordNotifier:
         return cls(settings.discord_webhook_url.get_secret_value(), timeout=settings.notify_timeout)
 
     def send(self, note: Notification) -> None:
-        data = json.dumps(build_message(note)).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": f"sentry-autofix/{__version__}"}
         # wait=true: Discord answers 200 with the message (or an error body) instead of a bare 204.
         url = self.webhook_url + ("&" if "?" in self.webhook_url else "?") + "wait=true"
-        for attempt in range(2):
-            try:
-                resp = self.session.post(url, data=data, headers=headers, timeout=self.timeout)
-            except requests.RequestException as exc:
-                # The webhook URL holds its token: name the error, never the URL.
-                raise DiscordError(f"cannot reach Discord ({type(exc).__name__})") from None
-            if resp.status_code == 429 and attempt == 0:
-                wait = _retry_after(resp)
-                if wait is not None and wait <= MAX_RETRY_WAIT:
-                    log.info("Discord rate limit; retrying in %.1fs", wait)
-                    self._sleep(wait)
-                    continue
-            if resp.status_code in (200, 204):
-                return
-            raise DiscordError(
-                f"Discord webhook answered {resp.status_code}: {_message(resp)} (check DISCORD_WEBHOOK_URL)"
-            )
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    try:
-        body = resp.json()
-        if isinstance(body, dict) and isinstance(body.get("retry_after"), (int, float)):
-            return float(body["retry_after"])
-    except ValueError:
-        pass
-    try:
-        return float(resp.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
+        resp = post_json(
+            self.session,
+            url,
+            build_message(note),
+            service="Discord",
+            error=DiscordError,
+            timeout=self.timeout,
+            sleep=self._sleep,
+        )
+        if resp.status_code in (200, 204):
+            return
+        raise DiscordError(f"Discord webhook answered {resp.status_code}: {_message(resp)} (check DISCORD_WEBHOOK_URL)")
 
 
 def _message(resp: requests.Response) -> str:

@@ -8,7 +8,6 @@ cannot be forged) and has its `@` words broken.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,10 +15,9 @@ from typing import Any
 
 import requests
 
-from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
-from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, safe_url
+from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +25,6 @@ HEADER_MAX = 150
 TEXT_MAX = 3000
 FIELD_MAX = 2000
 BUTTON_TEXT_MAX = 75
-MAX_RETRY_WAIT = 10.0
 
 
 class SlackError(Exception):
@@ -169,33 +166,16 @@ class SlackNotifier:
             raise SlackError(f"Slack webhook answered {resp.status_code} {resp.text[:100]!r} (check SLACK_WEBHOOK_URL)")
 
     def _post(self, url: str, message: dict[str, Any], headers: dict[str, str]) -> requests.Response:
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": f"sentry-autofix/{__version__}",
-            **headers,
-        }
-        data = json.dumps(message).encode()
-        for attempt in range(2):
-            try:
-                resp = self.session.post(url, data=data, headers=headers, timeout=self.timeout)
-            except requests.RequestException as exc:
-                # The webhook URL is a secret: name the error, never the URL.
-                raise SlackError(f"cannot reach Slack ({type(exc).__name__})") from None
-            if resp.status_code == 429 and attempt == 0:
-                wait = _retry_after(resp)
-                if wait is not None and wait <= MAX_RETRY_WAIT:
-                    log.info("Slack rate limit; retrying in %.0fs", wait)
-                    self._sleep(wait)
-                    continue
-            if resp.status_code >= 400 and self.bot_token and self.channel:
-                raise SlackError(f"chat.postMessage answered HTTP {resp.status_code}")
-            return resp
+        resp = post_json(
+            self.session,
+            url,
+            message,
+            service="Slack",
+            error=SlackError,
+            timeout=self.timeout,
+            sleep=self._sleep,
+            headers=headers,
+        )
+        if resp.status_code >= 400 and self.bot_token and self.channel:
+            raise SlackError(f"chat.postMessage answered HTTP {resp.status_code}")
         return resp
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After", "")
-    try:
-        return float(value)
-    except ValueError:
-        return None
