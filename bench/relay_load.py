@@ -1,7 +1,7 @@
 """Relay load test on loopback: signed + stored webhooks per second, p50/p99, against a bare app.
 
 Both servers run on the same WSGI server with the same workers and threads (default: gunicorn,
-2 workers x 2 threads, the documented deployment; `--server waitress` for one process), started
+4 workers x 1 thread, the documented deployment; `--server waitress` for one process), started
 the same way, measured by the same load generator in the same run, so the ratio is what the relay
 costs:
 
@@ -14,7 +14,7 @@ costs:
 Load generator: `wrk` (Debian package) when it is on PATH, else a Python keep-alive client in
 worker processes. Usage:
 
-    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--threads 2] [--rounds 2]
+    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--workers 4] [--threads 1] [--rounds 2]
     .venv/bin/python bench/relay_load.py --baseline /path/to/other/checkout/src   # before/after
 
 `--baseline` adds a third server per round: the relay from another checkout, alternated with the
@@ -283,8 +283,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--server", choices=["waitress", "gunicorn"], default="gunicorn")
-    ap.add_argument("--workers", type=int, default=2, help="worker processes (gunicorn)")
-    ap.add_argument("--threads", type=int, help="threads per worker (default: 2 gunicorn, 8 waitress)")
+    ap.add_argument("--workers", type=int, default=4, help="worker processes (gunicorn)")
+    ap.add_argument("--threads", type=int, help="threads per worker (default: 1 gunicorn, 8 waitress)")
     ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
@@ -295,7 +295,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.threads is None:
-        args.threads = 2 if args.server == "gunicorn" else 8
+        args.threads = 1 if args.server == "gunicorn" else 8
     if not FIXTURE.is_file():
         print(f"fixture not found: {FIXTURE}", file=sys.stderr)
         return 2

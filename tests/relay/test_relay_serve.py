@@ -297,6 +297,9 @@ def test_serve__gunicorn_workers_share_the_outbox(
     ]
     assert len(got) == 2
     assert relay.stop() == 0
+    relay._reader.join(5)
+    # gunicorn's own log lines format `[%(process)d]`: our logging setup must not break them.
+    assert not [line for line in relay.lines if "Logging error" in line]
 
 
 def test_serve__answers_within_sentrys_second_while_github_hangs(

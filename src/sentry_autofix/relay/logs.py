@@ -123,9 +123,9 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     global _handler
     # Logging HOWTO, "Optimization": skip the caller lookup (a stack walk per line) nobody reads here.
     logging._srcfile = None
-    # Same section: thread, process and multiprocessing names are not in our lines either.
+    # Same section: thread names are not in our lines either. Process ids stay: gunicorn's own
+    # log format prints `[%(process)d]`, and a None there is a logging error on every line.
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     if _handler is not None:
         _handler.close()

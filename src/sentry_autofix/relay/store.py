@@ -206,7 +206,7 @@ class SQLiteStore:
         Runs in the request thread. One autocommit statement is its own transaction (SQLite takes
         the write lock before it reads), and the locks make it the only writer, so what its
         NOT EXISTS read is still true when it writes. A group-commit writer thread was measured
-        against this (docs/relay.md, Benchmark): the thread hand-offs cost as much as the
+        against this (README, "Relay benchmark"): the thread hand-offs cost as much as the
         commits they saved.
         """
         params = (
