@@ -6,7 +6,7 @@ import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass
@@ -79,3 +79,55 @@ class LoopbackServer:
 
     def all_bodies(self) -> str:
         return "\n".join(r.text for r in self.requests)
+
+
+_F = TypeVar("_F", bound="RoutedFake")
+
+
+class RoutedFake:
+    """Base of the API fakes (GitHub, Sentry): a subclass answers every request through
+    `handle(method, path, headers, raw_body) -> (status, json_body_or_None, headers)`."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        raise NotImplementedError
+
+    def start(self: _F) -> _F:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body, headers = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if body is not None:
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"

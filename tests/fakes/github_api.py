@@ -23,10 +23,11 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._server import RoutedFake
 
 PR_FORBIDDEN_BODY = {
     "message": "GitHub Actions is not permitted to create or approve pull requests.",
@@ -60,7 +61,7 @@ class Injected:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeGitHub:
+class FakeGitHub(RoutedFake):
     def __init__(
         self,
         fixtures: Path,
@@ -87,48 +88,7 @@ class FakeGitHub:
         self.reset_at = int(time.time()) + 3600
         self._next_number = 1
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self.label_template = self._load("issues__create-label.response.json")
-
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> FakeGitHub:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body, headers = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if body is not None:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject(self, method: str, path_re: str, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         """Answer the next matching request with this (once)."""

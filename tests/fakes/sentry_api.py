@@ -21,10 +21,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._server import RoutedFake
 
 
 @dataclass
@@ -100,7 +101,7 @@ def api_event_from_ingestion(ingest: dict[str, Any], template: dict[str, Any], g
     return event
 
 
-class FakeSentry:
+class FakeSentry(RoutedFake):
     def __init__(
         self, fixtures: Path, *, org: str = "acme", token: str = "sntrys_faketoken", can_write: bool = True
     ) -> None:
@@ -119,7 +120,6 @@ class FakeSentry:
         self.max_page = 100
         """Sentry caps `limit` at 100 per page; tests lower it to force cursor pagination."""
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     def _load(self, name: str) -> Any:
         return json.loads((self.fx / "api" / name).read_text(encoding="utf-8"))
@@ -160,44 +160,6 @@ class FakeSentry:
             "dateCreated": self.comment_times[issue_id][index],
             "user": None,  # an internal integration's token posts as the integration, not a user
         }
-
-    def start(self) -> FakeSentry:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body, headers = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject(self, method: str, path_re: str, status: int, body: Any) -> None:
         self.injected.append((method, path_re, status, body))
