@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,22 +68,16 @@ def assert_no_secret(fake_bodies: str) -> None:
         assert secret not in fake_bodies
 
 
+def fix_dry_run(fake: FakeAnthropic, workspace: Path, event_file: Path = DEMO / "event.json", **env: str) -> Any:
+    """`sentry-autofix fix --dry-run` on the demo event as a subprocess, the model at `fake`."""
+    args = ["fix", "--event-file", str(event_file), "--workspace", str(workspace), "--dry-run"]
+    return run_cli([*args, "--test-command", TEST_COMMAND], {"ANTHROPIC_BASE_URL": fake.url, **env})
+
+
 def test_fix_cli__dry_run_prints_diff_and_pr_text_and_leaves_workspace_clean(demo_ws: Path) -> None:
     cart_before = (demo_ws / "shop" / "cart.py").read_text()
     with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as fake:
-        proc = run_cli(
-            [
-                "fix",
-                "--event-file",
-                str(DEMO / "event.json"),
-                "--workspace",
-                str(demo_ws),
-                "--dry-run",
-                "--test-command",
-                TEST_COMMAND,
-            ],
-            {"ANTHROPIC_BASE_URL": fake.url},
-        )
+        proc = fix_dry_run(fake, demo_ws)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.rstrip().splitlines()[-1] == "status: dry-run"
@@ -281,19 +276,7 @@ def test_fix_cli__edit_to_migrations_is_refused_and_blocked_diff_is_skipped(demo
         finish(confidence="low"),
     ]
     with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
-        proc = run_cli(
-            [
-                "fix",
-                "--event-file",
-                str(DEMO / "event.json"),
-                "--workspace",
-                str(demo_ws),
-                "--dry-run",
-                "--test-command",
-                TEST_COMMAND,
-            ],
-            {"ANTHROPIC_BASE_URL": fake.url},
-        )
+        proc = fix_dry_run(fake, demo_ws)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "status: skipped-blocked-path"
     assert "migrations/0001_initial.py" in proc.stderr
@@ -392,19 +375,7 @@ def test_fix_cli__prompt_injection_in_event_gains_no_capability_and_leaks_no_sec
         *fix_steps(),
     ]
     with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
-        proc = run_cli(
-            [
-                "fix",
-                "--event-file",
-                str(hostile_event(tmp_path)),
-                "--workspace",
-                str(demo_ws),
-                "--dry-run",
-                "--test-command",
-                TEST_COMMAND,
-            ],
-            {"ANTHROPIC_BASE_URL": fake.url, "ACTIONS_RUNTIME_TOKEN": ACTIONS_TOKEN},
-        )
+        proc = fix_dry_run(fake, demo_ws, hostile_event(tmp_path), ACTIONS_RUNTIME_TOKEN=ACTIONS_TOKEN)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "status: dry-run"
     refused = [tool_results(fake, i)[0] for i in range(1, 7)]
@@ -491,19 +462,7 @@ def test_fix_cli__fix_that_only_touches_a_blocked_path_is_skipped_and_untouched(
         finish(confidence="low", summary="migrations/0001_initial.py: rename the table"),
     ]
     with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as fake:
-        proc = run_cli(
-            [
-                "fix",
-                "--event-file",
-                str(DEMO / "event.json"),
-                "--workspace",
-                str(demo_ws),
-                "--dry-run",
-                "--test-command",
-                TEST_COMMAND,
-            ],
-            {"ANTHROPIC_BASE_URL": fake.url},
-        )
+        proc = fix_dry_run(fake, demo_ws)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "status: skipped-blocked-path"
     assert "the fix needs blocked paths, which were not changed: migrations/0001_initial.py" in proc.stderr
