@@ -114,6 +114,25 @@ class Settings(BaseSettings):
     """Extra globs, added to DEFAULT_BLOCKED_PATHS."""
     scrub_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env"))
     """Extra environment variable names removed before running tests."""
+    test_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_TEST_ENV", "test_env"))
+    """Names of further environment variables the tests may see (the sandbox passes only the
+    toolchain's: PATH, LANG, JAVA_HOME, VIRTUAL_ENV…). Never a secret: tests run model-written code."""
+    test_budget: float = Field(1800.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_TEST_BUDGET", "test_budget"))
+    """Total seconds all test runs of one fix may take (each run is also capped by test_timeout)."""
+    test_network: Literal["host", "none"] = Field(
+        "host", validation_alias=_env("SENTRY_AUTOFIX_TEST_NETWORK", "test_network")
+    )
+    """`host`: tests reach the network as the job does; `none`: only their own loopback."""
+    allow_unsandboxed_tests: bool = Field(
+        False, validation_alias=_env("SENTRY_AUTOFIX_ALLOW_UNSANDBOXED_TESTS", "allow_unsandboxed_tests")
+    )
+    """Run tests even where no sandbox can be built (no root, no passwordless sudo): they then run
+    as the job's user with a scrubbed environment, can read its files and processes, and the PR
+    says so. Off by default: without a sandbox, tests are not run."""
+    sandbox_expose: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SANDBOX_EXPOSE", "sandbox_expose")
+    )
+    """Folders inside hidden places (the job's HOME) that tests may read, e.g. `~/.cargo,~/.rustup`."""
     source_roots: CommaList = Field(
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SOURCE_ROOTS", "source_roots")
     )
@@ -371,6 +390,8 @@ class Settings(BaseSettings):
         "labels",
         "blocked_paths",
         "scrub_env",
+        "test_env",
+        "sandbox_expose",
         "source_roots",
         "path_map",
         "issue_labels",

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Literal, TextIO
 
@@ -30,7 +29,7 @@ from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
-from sentry_autofix.workspace.testrunner import run_test_command
+from sentry_autofix.workspace.testrunner import executor_for
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +60,8 @@ class FixRun:
 
 
 def default_test_runner(workspace: Path, settings: Settings) -> TestRunner:
-    return partial(
-        run_test_command,
-        workspace,
-        timeout=settings.test_timeout,
-        scrub_names=settings.scrub_env,
-        secret_values=settings.secret_values(),
-    )
+    """Sandboxed runs of the repository's tests, sharing one time budget for this fix."""
+    return executor_for(workspace, settings)
 
 
 def _triage_for(event: ErrorEvent, workspace: Path, settings: Settings) -> TriageReport:

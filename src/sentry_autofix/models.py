@@ -196,6 +196,8 @@ class TestOutcome(_Model):
     exit_code: int | None = None
     output_tail: str = ""
     seconds: float = 0.0
+    sandboxed: bool | None = None
+    """True: ran in the sandbox; False: ran unisolated (the user's explicit opt-out); None: not run."""
 
 
 class FileChange(_Model):

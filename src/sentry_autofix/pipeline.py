@@ -27,6 +27,7 @@ from sentry_autofix.sources import ErrorSource
 from sentry_autofix.sources.sentry_event import load_document
 from sentry_autofix.triage import build_triage, render_markdown, to_json
 from sentry_autofix.workspace import branch as git_branch
+from sentry_autofix.workspace.testrunner import executor_for
 
 _CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
 
@@ -128,16 +129,8 @@ class Outcome:
 
 
 def run_test_command(command: str, workspace: Path, settings: Settings) -> TestOutcome:
-    """SPEC §11: `sh -c` in the workspace root, PATH kept, secrets scrubbed (the agent's runner)."""
-    from sentry_autofix.workspace.testrunner import run_test_command as run
-
-    return run(
-        workspace,
-        command,
-        timeout=settings.test_timeout,
-        scrub_names=settings.scrub_env,
-        secret_values=settings.secret_values(),
-    )
+    """SPEC §11: `sh -c` in the workspace root, in the sandbox (workspace/sandbox.py)."""
+    return executor_for(workspace, settings)(command)
 
 
 # --- the pipeline --------------------------------------------------------------------------------

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 from sentry_autofix.fix import is_test_path, verify_reproduction
 from sentry_autofix.workspace import diff as wsdiff
-from sentry_autofix.workspace.testrunner import run_test_command
+from sentry_autofix.workspace.testrunner import TestExecutor
 
 COMMAND = "sh tests/check.sh"
 
@@ -56,7 +55,7 @@ def _run(ws: Path, check_script: str) -> tuple[str, str | None, str]:
     base = wsdiff.take_baseline(ws)
     (ws / "app" / "code.txt").write_text("fixed\n")
     (ws / "tests" / "check.sh").write_text(check_script)
-    runner = partial(run_test_command, ws, timeout=20)
+    runner = TestExecutor(ws, None, timeout=20, budget=600)
     with_fix = runner(COMMAND)
     verdict, without = verify_reproduction(ws, base, {"tests/check.sh"}, runner, COMMAND, with_fix)
     return verdict, without.status if without else None, (ws / "app" / "code.txt").read_text()
@@ -78,6 +77,6 @@ def test_verify_reproduction__no_changed_tests_is_unknown(tmp_path: Path) -> Non
     ws = _repo(tmp_path)
     base = wsdiff.take_baseline(ws)
     (ws / "app" / "code.txt").write_text("fixed\n")
-    runner = partial(run_test_command, ws, timeout=20)
+    runner = TestExecutor(ws, None, timeout=20, budget=600)
     assert verify_reproduction(ws, base, set(), runner, COMMAND, runner(COMMAND)) == ("unknown", None)
     assert verify_reproduction(ws, base, set(), runner, None, runner(None)) == ("unknown", None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentry_autofix.workspace import diff as wsdiff
-from sentry_autofix.workspace.testrunner import run_test_command, scrubbed_env
+from sentry_autofix.workspace.testrunner import TestExecutor, scrubbed_env
 
 
 def test_scrubbed_env__names_prefixes_extra_names_and_secret_values() -> None:
@@ -31,33 +31,33 @@ def test_scrubbed_env__names_prefixes_extra_names_and_secret_values() -> None:
 
 
 def test_run_test_command__scrubbed_env_reaches_the_command(tmp_path: Path) -> None:
-    base = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": "ghs_x", "KEEP": "yes"}
-    out = run_test_command(tmp_path, 'echo "token=${GITHUB_TOKEN:-none} keep=$KEEP"', timeout=20, base_env=base)
+    base = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": "ghs_x", "KEEP": "yes", "LANG": "C.UTF-8"}
+    out = TestExecutor(tmp_path, None, timeout=20, budget=60, base_env=base, passthrough=["KEEP"])(
+        'echo "token=${GITHUB_TOKEN:-none} keep=$KEEP lang=$LANG"'
+    )
     assert out.status == "passed"
     assert out.exit_code == 0
-    assert "token=none keep=yes" in out.output_tail
+    assert "token=none keep=yes lang=C.UTF-8" in out.output_tail
 
 
-def test_run_test_command__failure_tail_and_secret_redaction(tmp_path: Path) -> None:
-    out = run_test_command(
-        tmp_path,
-        "seq 1 5000; echo leaked-SECRETVALUE; exit 3",
-        timeout=20,
-        secret_values=["leaked-SECRETVALUE"],
-        tail_chars=200,
+def test_run_test_command__head_tail_and_secret_redaction(tmp_path: Path) -> None:
+    out = TestExecutor(tmp_path, None, timeout=20, budget=60, secret_values=["leaked-SECRETVALUE"])(
+        "seq 1 50000; echo leaked-SECRETVALUE; exit 3"
     )
     assert out.status == "failed"
     assert out.exit_code == 3
-    assert out.output_tail.startswith("[… output truncated …]")
+    assert out.output_tail.startswith("1\n2\n3\n")  # the head: where most tools print the first error
+    assert "bytes of output omitted" in out.output_tail
     assert "[redacted]" in out.output_tail
     assert "SECRETVALUE" not in out.output_tail
-    assert "4999" in out.output_tail
-    assert "\n1\n" not in out.output_tail
+    assert "49999" in out.output_tail
+    assert "\n25000\n" not in out.output_tail
+    assert len(out.output_tail) < 9_000
 
 
 def test_run_test_command__timeout_kills_the_process_group(tmp_path: Path) -> None:
     started = time.monotonic()
-    out = run_test_command(tmp_path, "sleep 30 & sleep 30; echo never", timeout=0.5)
+    out = TestExecutor(tmp_path, None, timeout=0.5, budget=60)("sleep 30 & sleep 30; echo never")
     assert time.monotonic() - started < 10
     assert out.status == "failed"
     assert out.exit_code is None
@@ -67,7 +67,7 @@ def test_run_test_command__timeout_kills_the_process_group(tmp_path: Path) -> No
 
 def test_run_test_command__no_command_is_not_run_never_passed(tmp_path: Path) -> None:
     for cmd in (None, "  "):
-        assert run_test_command(tmp_path, cmd, timeout=1).status == "not-run"
+        assert TestExecutor(tmp_path, None, timeout=1, budget=60)(cmd).status == "not-run"
 
 
 def _git(ws: Path, *args: str) -> str:
@@ -134,6 +134,6 @@ def test_take_baseline__workspace_without_commits(tmp_path: Path) -> None:
 
 def test_run_test_command__uses_sh_in_workspace_root(tmp_path: Path) -> None:
     (tmp_path / "marker").write_text("here")
-    out = run_test_command(tmp_path, f"{sys.executable} -c \"print(open('marker').read())\"", timeout=20)
+    out = TestExecutor(tmp_path, None, timeout=20, budget=60)(f"{sys.executable} -c \"print(open('marker').read())\"")
     assert out.status == "passed"
     assert "here" in out.output_tail

@@ -1,22 +1,29 @@
-"""Run the repository's own test command: `sh -c` in the workspace root, bounded, secrets scrubbed.
+"""Run the repository's own test command: `sh -c` in the workspace root, in the sandbox, bounded.
 
-The agent's tests execute code the model wrote, so the environment they see carries no token that
-could leave the job (SPEC §6): GitHub, Sentry and LLM credentials, the runner's `ACTIONS_*` tokens,
-any variable the user names in `SENTRY_AUTOFIX_SCRUB_ENV`, and any variable whose value equals a
-configured secret. `PATH` and the rest of the toolchain's environment are preserved (SPEC §11).
+The agent's tests execute code the model wrote, and the model may have been steered by the
+Sentry event, so every run goes through `sandbox.py` (SPEC §6): no secret in its environment or
+within its reach, no process of ours visible, `.git` read-only, killed whole at its timeout, its
+output kept as head + tail. All runs of one fix share a time budget (`test-budget`).
+
+Where no sandbox can be built the tests are not run, unless the user set
+`allow-unsandboxed-tests`; then the environment is scrubbed by name, prefix and value, as before
+the sandbox existed, and the outcome says `sandboxed=False` so the PR can say so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import signal
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from sentry_autofix.config import Settings
 from sentry_autofix.models import TestOutcome
+from sentry_autofix.workspace import sandbox
+
+log = logging.getLogger(__name__)
 
 SCRUBBED_NAMES: frozenset[str] = frozenset(
     {
@@ -39,18 +46,21 @@ SCRUBBED_NAMES: frozenset[str] = frozenset(
 SCRUBBED_PREFIXES: tuple[str, ...] = ("ACTIONS_",)
 """`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, cache and results URLs…"""
 
-TAIL_CHARS = 6_000
-
 
 def scrubbed_env(
     base: Mapping[str, str],
     extra_names: Iterable[str] = (),
     secret_values: Iterable[str] = (),
 ) -> dict[str, str]:
-    """A copy of `base` without credentials (by name, by prefix, and by value)."""
+    """A copy of `base` without credentials (by name, by prefix, and by value): the unsandboxed
+    opt-out's environment."""
     names = SCRUBBED_NAMES | {n.strip() for n in extra_names if n.strip()}
     values = {v for v in secret_values if v and len(v) >= 6}
-    return {k: v for k, v in base.items() if k not in names and not k.startswith(SCRUBBED_PREFIXES) and v not in values}
+    return {
+        k: v
+        for k, v in base.items()
+        if k not in names and not k.startswith(SCRUBBED_PREFIXES) and not any(s in v for s in values)
+    }
 
 
 def redact(text: str, secret_values: Iterable[str]) -> str:
@@ -60,67 +70,117 @@ def redact(text: str, secret_values: Iterable[str]) -> str:
     return text
 
 
-def _tail(path: Path, limit: int) -> str:
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        if size > limit * 4:
-            fh.seek(size - limit * 4)
-        data = fh.read().decode("utf-8", errors="replace")
-    if len(data) > limit or size > limit * 4:
-        return "[… output truncated …]\n" + data[-limit:]
-    return data
+@dataclass
+class TestExecutor:
+    """Runs test commands for one fix: the `TestRunner` the agent's tools and the pipeline call.
 
+    `__call__(command)` → `TestOutcome`; `None` means the configured command.
+    """
 
-def run_test_command(
-    workspace: Path,
-    command: str | None,
-    *,
-    timeout: float,
-    scrub_names: Sequence[str] = (),
-    secret_values: Sequence[str] = (),
-    tail_chars: int = TAIL_CHARS,
-    base_env: Mapping[str, str] | None = None,
-) -> TestOutcome:
-    """Run `command` with `sh -c` in `workspace`; `not-run` when there is no command."""
-    if not command or not command.strip():
-        return TestOutcome(status="not-run", command=None, output_tail="no test command configured")
-    env = scrubbed_env(os.environ if base_env is None else base_env, scrub_names, secret_values)
-    started = time.monotonic()
-    # Output goes to a file, not a pipe: a test suite may print megabytes, we keep only the tail.
-    with tempfile.NamedTemporaryFile(prefix="sentry-autofix-tests-", suffix=".log", delete=False) as log:
-        log_path = Path(log.name)
-    try:
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                ["sh", "-c", command],
-                cwd=workspace,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # so a timeout kills the whole process group
+    __test__ = False  # not a pytest class
+
+    workspace: Path
+    command: str | None
+    timeout: float
+    budget: float
+    network: Literal["host", "none"] = "host"
+    allow_unsandboxed: bool = False
+    passthrough: Sequence[str] = ()
+    scrub_names: Sequence[str] = ()
+    secret_values: Sequence[str] = ()
+    expose: Sequence[str] = ()
+    base_env: Mapping[str, str] | None = None
+    probe: Callable[[Literal["host", "none"]], sandbox.Isolation] = sandbox.probe
+    spent: float = field(default=0.0)
+    """Seconds of test time used so far, counted against `budget`."""
+
+    def __call__(self, command: str | None = None) -> TestOutcome:
+        command = command or self.command
+        if not command or not command.strip():
+            return TestOutcome(status="not-run", command=None, output_tail="no test command configured")
+        left = self.budget - self.spent
+        if left <= 1:
+            return TestOutcome(
+                status="not-run",
+                command=command,
+                output_tail=f"tests not run: the test time budget of {self.budget:.0f}s for this fix is used up "
+                "(set SENTRY_AUTOFIX_TEST_BUDGET to allow more)",
             )
-            timed_out = False
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                code = proc.wait()
-        tail = redact(_tail(log_path, tail_chars), secret_values)
-    finally:
-        log_path.unlink(missing_ok=True)
-    seconds = time.monotonic() - started
-    if timed_out:
-        tail += f"\n[timed out after {timeout:.0f}s: set SENTRY_AUTOFIX_TEST_TIMEOUT to allow longer]"
-        return TestOutcome(status="failed", command=command, exit_code=None, output_tail=tail, seconds=seconds)
-    return TestOutcome(
-        status="passed" if code == 0 else "failed",
-        command=command,
-        exit_code=code,
-        output_tail=tail,
-        seconds=seconds,
+        timeout = min(self.timeout, left)
+        env_base = os.environ if self.base_env is None else self.base_env
+        isolation = self.probe(self.network)
+        if isolation.kind == "sandbox":
+            names = [n for n in self.passthrough if n not in set(self.scrub_names) | SCRUBBED_NAMES]
+            env = sandbox.sandbox_env(env_base, passthrough=names, secret_values=self.secret_values)
+            ran = sandbox.run_sandboxed(
+                isolation,
+                self.workspace,
+                command,
+                timeout=timeout,
+                env=env,
+                network=self.network,
+                expose=[os.path.expanduser(p) for p in self.expose],
+                job_env=env_base,
+            )
+        elif self.allow_unsandboxed:
+            log.warning("tests run UNISOLATED (allow-unsandboxed-tests): %s", isolation.reason)
+            env = scrubbed_env(env_base, self.scrub_names, self.secret_values)
+            ran = sandbox.run_unsandboxed(self.workspace, command, timeout=timeout, env=env)
+        else:
+            return TestOutcome(
+                status="not-run",
+                command=command,
+                output_tail=(
+                    f"tests not run: no sandbox can be built on this runner ({isolation.reason}). Tests run "
+                    "model-written code, so they need root or passwordless sudo for Linux namespaces; or set "
+                    "SENTRY_AUTOFIX_ALLOW_UNSANDBOXED_TESTS=true (input allow-unsandboxed-tests) to run them "
+                    "without isolation"
+                ),
+            )
+        self.spent += ran.seconds
+        return self._outcome(command, ran, timeout)
+
+    def _outcome(self, command: str, ran: sandbox.Ran, timeout: float) -> TestOutcome:
+        tail = redact(ran.output, self.secret_values)
+        if ran.setup_error:
+            return TestOutcome(
+                status="not-run",
+                command=command,
+                output_tail=f"tests not run: the sandbox could not be built: {ran.setup_error}",
+                seconds=ran.seconds,
+            )
+        if ran.exit_code is None:
+            limit = "SENTRY_AUTOFIX_TEST_TIMEOUT" if timeout >= self.timeout else "SENTRY_AUTOFIX_TEST_BUDGET"
+            tail += f"\n[timed out after {timeout:.0f}s: set {limit} to allow longer]"
+            return TestOutcome(
+                status="failed",
+                command=command,
+                exit_code=None,
+                output_tail=tail,
+                seconds=ran.seconds,
+                sandboxed=ran.sandboxed,
+            )
+        return TestOutcome(
+            status="passed" if ran.exit_code == 0 else "failed",
+            command=command,
+            exit_code=ran.exit_code,
+            output_tail=tail,
+            seconds=ran.seconds,
+            sandboxed=ran.sandboxed,
+        )
+
+
+def executor_for(workspace: Path, settings: Settings) -> TestExecutor:
+    """The executor a real run uses, from the user's settings."""
+    return TestExecutor(
+        workspace=workspace,
+        command=settings.test_command,
+        timeout=settings.test_timeout,
+        budget=settings.test_budget,
+        network=settings.test_network,
+        allow_unsandboxed=settings.allow_unsandboxed_tests,
+        passthrough=settings.test_env,
+        scrub_names=settings.scrub_env,
+        secret_values=settings.secret_values(),
+        expose=settings.sandbox_expose,
     )
