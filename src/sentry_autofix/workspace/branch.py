@@ -10,7 +10,9 @@ on top of the base); the token reaches git only through the environment of the o
 from __future__ import annotations
 
 import base64
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -199,8 +201,10 @@ def commit_fix(
 ) -> str:
     """Create `branch` at the workspace's HEAD with the fix as one commit; return its sha.
 
-    `paths`: only these are committed (what the fix touched) — build output or other files the
-    workflow left in the checkout stay out of the PR. None commits every change.
+    `paths`: only these are committed (what the fix touched, as checked for blocked paths) —
+    build output, files earlier workflow steps left or staged, stay out of the PR. The commit is
+    built in a temporary index from HEAD plus exactly these paths (literal, never pathspec
+    magic), so nothing already staged in the real index can ride along. None commits every change.
     """
     _check_branch(branch, base, prefix)
     name, email = parse_author(author)
@@ -210,27 +214,44 @@ def commit_fix(
         "GIT_COMMITTER_NAME": name,
         "GIT_COMMITTER_EMAIL": email,
     }
-    run_git(workspace, "checkout", "-q", "-B", branch)
-    if paths is None:
-        run_git(workspace, "add", "-A")
-    else:
-        if not paths:
-            raise GuardViolation("nothing to commit: the fix changed no file")
-        run_git(workspace, "add", "-A", "--", *paths)
+    if paths is not None and not paths:
+        raise GuardViolation("nothing to commit: the fix changed no file")
+    parent = run_git(workspace, "rev-parse", "--verify", "HEAD").stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="sentry-autofix-commit-") as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        run_git(workspace, "read-tree", parent, env=index)
+        if paths is None:
+            run_git(workspace, "add", "-A", "--", ".", env=index)
+        else:
+            run_git(
+                workspace,
+                "add",
+                "-A",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                env=index,
+                input_text="\0".join(paths),
+            )
+        tree = run_git(workspace, "write-tree", env=index).stdout.strip()
     full = f"{message.strip()}\n\n{TRAILER}: {issue_id}\n"
-    run_git(
-        workspace,
-        "-c",
-        "commit.gpgsign=false",
-        "commit",
-        "-q",
-        "--no-verify",
-        "-F",
-        "-",
-        env=ident,
-        input_text=full,
-    )
-    return run_git(workspace, "rev-parse", "HEAD").stdout.strip()
+    sha = run_git(workspace, "commit-tree", tree, "-p", parent, "-F", "-", env=ident, input_text=full).stdout.strip()
+    # The work tree already holds the fix: point the branch at the commit and HEAD at the branch,
+    # and refresh the real index for the committed paths only.
+    run_git(workspace, "update-ref", "-m", "sentry-autofix: fix commit", f"refs/heads/{branch}", sha)
+    run_git(workspace, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    if paths is None:
+        run_git(workspace, "reset", "-q", "--", ".", check=False)
+    else:
+        run_git(
+            workspace,
+            "reset",
+            "-q",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            input_text="\0".join(paths),
+            check=False,
+        )
+    return sha
 
 
 def push_branch(
@@ -246,17 +267,17 @@ def push_branch(
 ) -> PushResult:
     """Push the fix commit; replace the remote branch only when it is ours (see module doc)."""
     _check_branch(branch, base, prefix)
-    sha = run_git(workspace, "rev-parse", "HEAD").stdout.strip()
+    ref = f"refs/heads/{branch}"
+    sha = run_git(workspace, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
     url = run_git(workspace, "remote", "get-url", remote).stdout.strip()
     env = auth_env(url, token)
-    ref = f"refs/heads/{branch}"
-    listed = run_git(workspace, "ls-remote", "--heads", remote, ref, env=env).stdout.split()
+    listed = run_git(workspace, "ls-remote", *_UPLOAD, "--heads", url, ref, env=env).stdout.split()
     if not listed:
-        run_git(workspace, "push", "-q", remote, f"{sha}:{ref}", env=env)
+        _push(workspace, url, f"{sha}:{ref}", env)
         return PushResult(branch, sha, "created")
     remote_sha = listed[0]
     tracking = f"refs/sentry-autofix/remote/{branch}"
-    run_git(workspace, "fetch", "-q", "--no-tags", remote, f"+{ref}:{tracking}", env=env)
+    run_git(workspace, "fetch", "-q", "--no-tags", *_UPLOAD, url, f"+{ref}:{tracking}", env=env)
     _check_ours(workspace, remote_sha, issue_id, author)
     parent = run_git(workspace, "rev-parse", f"{sha}^").stdout.strip()
     remote_parent = run_git(workspace, "rev-parse", f"{remote_sha}^").stdout.strip()
@@ -264,8 +285,23 @@ def push_branch(
     if same_tree and parent == remote_parent:
         return PushResult(branch, remote_sha, "unchanged")
     # Ours: replace it, but only if nobody moved it since we looked.
-    run_git(workspace, "push", "-q", f"--force-with-lease={ref}:{remote_sha}", remote, f"{sha}:{ref}", env=env)
+    _push(workspace, url, f"{sha}:{ref}", env, lease=f"--force-with-lease={ref}:{remote_sha}")
     return PushResult(branch, sha, "updated")
+
+
+_UPLOAD = ("--upload-pack=git-upload-pack",)
+"""Never a `remote.*.uploadpack` command from config (it runs for local and ssh remotes)."""
+
+
+def _push(workspace: Path, url: str, refspec: str, env: dict[str, str], lease: str | None = None) -> None:
+    """Push exactly one refspec to `url` (the URL, not the remote's name: no configured push
+    refspecs, mirror mode or push options apply), hooks off, no tags, no submodules."""
+    if not refspec.partition(":")[2].startswith("refs/heads/") or refspec.count(":") != 1:
+        raise GuardViolation(f"refusing to push {refspec!r}: one fix branch ref only")
+    args = ["push", "-q", "--no-verify", "--no-follow-tags", "--receive-pack=git-receive-pack"]
+    if lease:
+        args.append(lease)
+    run_git(workspace, *args, url, refspec, env=env)
 
 
 def _tree(workspace: Path, commit: str) -> str:

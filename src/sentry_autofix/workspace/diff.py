@@ -72,7 +72,9 @@ def _seed_index(workspace: Path, env: dict[str, str], fallback_tree: str | None)
     real = Path(_git(workspace, "rev-parse", "--git-path", "index").strip())
     real = real if real.is_absolute() else workspace / real
     if real.is_file():
-        shutil.copyfile(real, env["GIT_INDEX_FILE"])
+        # copy2 keeps the index's mtime: git's racy-entry check compares it with each file's, and a
+        # fresh mtime would let a same-size edit made in the same second pass as unchanged.
+        shutil.copy2(real, env["GIT_INDEX_FILE"])
     elif fallback_tree:
         _git(workspace, "read-tree", fallback_tree, env=env)
 
