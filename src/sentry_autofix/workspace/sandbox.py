@@ -18,7 +18,7 @@ says so.
 from __future__ import annotations
 
 import functools
-import json
+import marshal
 import os
 import pwd
 import re
@@ -342,7 +342,7 @@ def _launch(
         "expose": [p for p in expose if os.path.isdir(p)],
         "fresh_tmp": ["/tmp", "/var/tmp", "/dev/shm"],
         "tmp_bytes": TMP_BYTES,
-        "git_dirs": [list(g) for g in git_dirs],
+        "git_dirs": [list(g) for g in git_dirs],  # marshal: plain lists, str and int only
         "rlimits": dict(rlimits),
     }
     argv = [*isolation.prefix, sys.executable, "-I", "-S", str(INIT_SCRIPT)]
@@ -358,7 +358,7 @@ def _launch(
     ) as proc:
         assert proc.stdin is not None and proc.stderr is not None
         try:
-            proc.stdin.write(json.dumps(plan).encode())
+            proc.stdin.write(marshal.dumps(plan))
             proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -373,26 +373,16 @@ def _launch(
             proc.wait()
         status_text = proc.stderr.read().decode("utf-8", errors="replace")
     seconds = time.monotonic() - started
-    status = _last_status(status_text)
-    if status is None:
-        detail = status_text.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-        return Ran(None, captured.text(), seconds, True, setup_error=f"sandbox did not start: {detail[0][:300]}")
-    if not status.get("ok"):
-        return Ran(None, captured.text(), seconds, True, setup_error=str(status.get("error")))
-    exit_code = status.get("exit", 1)
-    code = None if status.get("timed_out") or late or not isinstance(exit_code, int) else exit_code
+    # The last line is the init's status; anything before it is sudo's or Python's own complaint.
+    last = (status_text.strip().splitlines() or [""])[-1]
+    word, _, rest = last.partition(" ")
+    if word == "error":
+        return Ran(None, captured.text(), seconds, True, setup_error=rest)
+    if word != "ok":
+        return Ran(None, captured.text(), seconds, True, setup_error=f"sandbox did not start: {last[:300]}")
+    code_text = rest.split()[0] if rest.split() else "timeout"
+    code = None if late or not code_text.lstrip("-").isdigit() else int(code_text)
     return Ran(code, captured.text(), seconds, True)
-
-
-def _last_status(text: str) -> dict[str, object] | None:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -410,34 +400,63 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+@dataclass(frozen=True)
+class Target:
+    """What the sandbox mounts for one workspace; computed once per fix (git calls cost time)."""
+
+    root: Path
+    """The repository's top level, mounted writable (the workspace may be a folder inside it)."""
+    cwd: Path
+    git_dirs: tuple[tuple[str, str], ...]
+    hide: tuple[str, ...]
+    expose: tuple[str, ...]
+
+
+def prepare(
+    workspace: Path,
+    *,
+    job_env: Mapping[str, str] | None = None,
+    hide_extra: Iterable[str] = (),
+    expose: Iterable[str] = (),
+) -> Target:
+    top = run_git(workspace, "rev-parse", "--show-toplevel", check=False).stdout.strip()
+    root = Path(top).resolve() if top else workspace.resolve()
+    job = os.environ if job_env is None else job_env
+    shown = [os.path.join(h, p) for h in homes(job) for p in TOOLCHAINS_IN_HOME if os.path.isdir(os.path.join(h, p))]
+    return Target(
+        root=root,
+        cwd=workspace.resolve(),
+        git_dirs=tuple(_git_dirs(root)),
+        hide=tuple(hidden_paths(root, job, hide_extra)),
+        expose=(*shown, *expose),
+    )
+
+
 def run_sandboxed(
     isolation: Isolation,
-    workspace: Path,
+    workspace: Path | Target,
     command: str,
     *,
     timeout: float,
     env: Mapping[str, str],
     network: Literal["host", "none"] = "host",
-    hide_extra: Iterable[str] = (),
-    expose: Iterable[str] = (),
     job_env: Mapping[str, str] | None = None,
+    rlimits: Mapping[str, int] = DEFAULT_RLIMITS,
 ) -> Ran:
     """Run `sh -c command` in `workspace` inside the sandbox (see `sandbox_init`)."""
-    top = run_git(workspace, "rev-parse", "--show-toplevel", check=False).stdout.strip()
-    root = Path(top).resolve() if top else workspace.resolve()
-    job = os.environ if job_env is None else job_env
-    shown = [os.path.join(h, p) for h in homes(job) for p in TOOLCHAINS_IN_HOME if os.path.isdir(os.path.join(h, p))]
+    target = workspace if isinstance(workspace, Target) else prepare(workspace, job_env=job_env)
     return _launch(
         isolation,
-        root,
+        target.root,
         command,
         timeout=timeout,
         env=env,
         network=network,
-        hide=hidden_paths(root, job, hide_extra),
-        expose=[*shown, *expose],
-        git_dirs=_git_dirs(root),
-        cwd=workspace.resolve(),
+        hide=target.hide,
+        expose=target.expose,
+        git_dirs=target.git_dirs,
+        cwd=target.cwd,
+        rlimits=rlimits,
     )
 
 

@@ -93,6 +93,7 @@ class TestExecutor:
     probe: Callable[[Literal["host", "none"]], sandbox.Isolation] = sandbox.probe
     spent: float = field(default=0.0)
     """Seconds of test time used so far, counted against `budget`."""
+    _target: sandbox.Target | None = field(default=None, repr=False)
 
     def __call__(self, command: str | None = None) -> TestOutcome:
         command = command or self.command
@@ -112,15 +113,12 @@ class TestExecutor:
         if isolation.kind == "sandbox":
             names = [n for n in self.passthrough if n not in set(self.scrub_names) | SCRUBBED_NAMES]
             env = sandbox.sandbox_env(env_base, passthrough=names, secret_values=self.secret_values)
+            if self._target is None:
+                self._target = sandbox.prepare(
+                    self.workspace, job_env=env_base, expose=[os.path.expanduser(p) for p in self.expose]
+                )
             ran = sandbox.run_sandboxed(
-                isolation,
-                self.workspace,
-                command,
-                timeout=timeout,
-                env=env,
-                network=self.network,
-                expose=[os.path.expanduser(p) for p in self.expose],
-                job_env=env_base,
+                isolation, self._target, command, timeout=timeout, env=env, network=self.network
             )
         elif self.allow_unsandboxed:
             log.warning("tests run UNISOLATED (allow-unsandboxed-tests): %s", isolation.reason)
