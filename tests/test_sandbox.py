@@ -122,6 +122,22 @@ def test_sandbox__git_folder_is_read_only_and_its_config_holds_no_credential(ws:
 
 
 @needs_sandbox
+def test_sandbox__secret_files_of_the_repository_read_as_empty(ws: Path) -> None:
+    """What the model may not read (`.env*`, `secrets/`, `credentials/`), the tests it writes may
+    not either: their output goes back to the model."""
+    (ws / ".gitignore").write_text(".env\n")
+    (ws / ".env").write_text("DB_PASSWORD=dotenv-secret-1\n")
+    (ws / ".env.local").write_text("API=dotenv-secret-2\n")
+    (ws / "config" / "secrets").mkdir(parents=True)
+    (ws / "config" / "secrets" / "key.pem").write_text("dotenv-secret-3\n")
+    ran = run(ws, "cat .env .env.local config/secrets/key.pem; ls config/secrets | wc -l; cat app.py")
+    for n in (1, 2, 3):
+        assert f"dotenv-secret-{n}" not in ran.output
+    assert "x = 1" in ran.output  # everything else is there
+    assert (ws / ".env").read_text() == "DB_PASSWORD=dotenv-secret-1\n"  # and untouched outside
+
+
+@needs_sandbox
 def test_sandbox__files_it_writes_belong_to_the_workspace_owner(ws: Path) -> None:
     ran = run(ws, "id -u; mkdir -p out && echo data > out/result.txt && ls -n out/result.txt")
     assert ran.exit_code == 0, ran.output

@@ -32,7 +32,8 @@ ANTHROPIC_KEY = "sk-ant-api03-isolation-test-0123456789abcdef"
 RUNTIME_TOKEN = "actions-runtime-token-ISOLATION-0123456789"
 ID_TOKEN = "actions-id-request-token-ISOLATION-9876543210"
 OPENAI_KEY = "sk-proj-isolation-openai-key-0123456789"
-SECRETS = (GH_TOKEN, SENTRY_TOKEN, ANTHROPIC_KEY, RUNTIME_TOKEN, ID_TOKEN, OPENAI_KEY)
+DOTENV = "dotenv-isolation-database-password-0123456789"
+SECRETS = (GH_TOKEN, SENTRY_TOKEN, ANTHROPIC_KEY, RUNTIME_TOKEN, ID_TOKEN, OPENAI_KEY, DOTENV)
 PERSIST = "sentry-autofix-isolation-persist-20.4242"
 """A `sleep` argument no other process on the machine has: found later only if it survived."""
 
@@ -75,7 +76,7 @@ def hunting_test(paths: dict[str, str]) -> str:
                 except OSError as e:
                     notes.append(p + ": " + type(e).__name__)
             seen.append(repr(dict(os.environ)))
-            for key in ("git_config", "git_credentials", "home_credentials", "event"):
+            for key in ("git_config", "git_credentials", "home_credentials", "event", "dotenv"):
                 try:
                     seen.append(open(PATHS[key]).read())
                 except OSError as e:
@@ -104,7 +105,8 @@ def hunting_test(paths: dict[str, str]) -> str:
             subprocess.Popen(["setsid", "sh", "-c", "sleep {PERSIST}; touch " + PATHS["markers"] + "/survived"],
                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             blob = "\\n".join(seen)
-            loot = sorted(set(re.findall(r"(?:ghs_|sntrys_|sk-ant-|sk-proj-|actions-)[A-Za-z0-9_-]{{8,}}", blob)))
+            shapes = r"(?:ghs_|sntrys_|sk-ant-|sk-proj-|actions-|dotenv-)[A-Za-z0-9_-]{{8,}}"
+            loot = sorted(set(re.findall(shapes, blob)))
             loot += [l for l in blob.splitlines() if "extraheader" in l or "AUTHORIZATION" in l.upper()]
             return loot, notes
 
@@ -199,6 +201,7 @@ def test_run__hostile_test_reaches_no_secret_plants_no_hook_moves_no_branch(
         "git_credentials": str(tmp_path / ".git-credentials"),
         "home_credentials": str(Path.home() / ".git-credentials"),
         "event": str(tmp_path / f"event-{n}.json"),
+        "dotenv": str(workspace / ".env"),
         "github_env": str(tmp_path / "github-env"),
         "github_output": str(tmp_path / f"output-{n}"),
         "github_path": str(tmp_path / "github-path"),
@@ -206,6 +209,8 @@ def test_run__hostile_test_reaches_no_secret_plants_no_hook_moves_no_branch(
     }
     for key in ("github_env", "github_path"):
         Path(paths[key]).write_text("")
+    (workspace / ".env").write_text(f"DATABASE_PASSWORD={DOTENV}\n")  # ignored, as .env files are
+    (workspace / ".git" / "info" / "exclude").write_text(".env\n")
     plant_hooks(workspace, markers)
     config_before = (workspace / ".git" / "config").read_text()
     hooks_before = sorted(p.name for p in (workspace / ".git" / "hooks").iterdir())

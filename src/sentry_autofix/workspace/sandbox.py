@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sentry_autofix.config import SECRET_READ_PATHS
 from sentry_autofix.workspace.git import run_git
+from sentry_autofix.workspace.guard import matches_any
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
 SANDBOX_ID = 64911
@@ -325,6 +327,7 @@ def _launch(
     git_dirs: Sequence[tuple[str, str]],
     cwd: Path | None = None,
     rlimits: Mapping[str, int] = DEFAULT_RLIMITS,
+    mask: Sequence[str] = (),
 ) -> Ran:
     owner = root.stat()
     plan = {
@@ -344,6 +347,7 @@ def _launch(
         "tmp_bytes": TMP_BYTES,
         "git_dirs": [list(g) for g in git_dirs],  # marshal: plain lists, str and int only
         "rlimits": dict(rlimits),
+        "mask": list(mask),
     }
     argv = [*isolation.prefix, sys.executable, "-I", "-S", str(INIT_SCRIPT)]
     started = time.monotonic()
@@ -400,6 +404,34 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def secret_paths(root: Path) -> list[str]:
+    """Files and folders of the repository that match the secret globs (`.env*`, `secrets/`,
+    `credentials/`): the model may not read them, so neither may the tests it writes (their
+    output goes back to the model). Tracked, untracked and ignored ones alike."""
+    listings = (
+        ("ls-files", "-z", "--cached", "--others", "--exclude-standard"),
+        ("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"),
+    )
+    found: set[str] = set()
+    for args in listings:
+        out = run_git(root, "-c", "core.quotePath=false", *args, check=False).stdout
+        for rel in out.split("\0"):
+            rel = rel.rstrip("/")
+            if rel and matches_any(rel, SECRET_READ_PATHS):
+                # The outermost matching folder covers what is below it.
+                parts = rel.split("/")
+                top = next(
+                    (
+                        "/".join(parts[: n + 1])
+                        for n in range(len(parts))
+                        if matches_any("/".join(parts[: n + 1]), SECRET_READ_PATHS)
+                    ),
+                    rel,
+                )
+                found.add(top)
+    return sorted(str(root / rel) for rel in found if not any(rel.startswith(o + "/") for o in found))
+
+
 @dataclass(frozen=True)
 class Target:
     """What the sandbox mounts for one workspace; computed once per fix (git calls cost time)."""
@@ -410,6 +442,8 @@ class Target:
     git_dirs: tuple[tuple[str, str], ...]
     hide: tuple[str, ...]
     expose: tuple[str, ...]
+    mask: tuple[str, ...] = ()
+    """Secret files and folders inside the repository, replaced by empty ones."""
 
 
 def prepare(
@@ -429,6 +463,7 @@ def prepare(
         git_dirs=tuple(_git_dirs(root)),
         hide=tuple(hidden_paths(root, job, hide_extra)),
         expose=(*shown, *expose),
+        mask=tuple(secret_paths(root)),
     )
 
 
@@ -457,6 +492,7 @@ def run_sandboxed(
         git_dirs=target.git_dirs,
         cwd=target.cwd,
         rlimits=rlimits,
+        mask=target.mask,
     )
 
 

@@ -240,6 +240,14 @@ def build_view(plan: dict[str, Any]) -> tuple[int, int]:
             mount(clean, config, None, MS_BIND)
             mount(None, config, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
+    # Secret files of the repository (.env…): the model may not read them, so neither may the
+    # tests it writes. /dev/null over a file, an empty read-only tmpfs over a folder.
+    for path in plan.get("mask", []):
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0555,size=4k")
+        elif os.path.lexists(path):
+            mount("/dev/null", path, None, MS_BIND)
+
     home = plan["env"].get("HOME")
     if home:
         os.makedirs(home, mode=0o700, exist_ok=True)
