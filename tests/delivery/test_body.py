@@ -7,6 +7,7 @@ import re
 import pytest
 
 from sentry_autofix.delivery import body
+from sentry_autofix.markers import issue_ids_in
 from sentry_autofix.models import ErrorEvent, ExceptionValue, FileChange, FixResult, IssueInfo, TestOutcome
 
 HOSTILE = (
@@ -60,12 +61,6 @@ def test_fence__cannot_be_closed_by_content() -> None:
     assert out.count(opener) == 2
 
 
-def test_safe_url__only_http_and_https() -> None:
-    assert body.safe_url("https://acme.sentry.io/issues/1/") == "https://acme.sentry.io/issues/1/"
-    for bad in ("javascript:alert(1)", "data:text/html,x", "//evil", "https://x/a)b", "ftp://x/y", None, ""):
-        assert body.safe_url(bad) is None
-
-
 def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     fix = FixResult(
         status="fixed",
@@ -102,7 +97,7 @@ def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     ):
         assert needle in out, needle
     assert re.findall(r"sentry-autofix:issue=\d+", out) == ["sentry-autofix:issue=4242"]
-    assert body.find_marker(out) == "4242"
+    assert issue_ids_in(out) == {"4242"}
     # inside a code fence text is inert (no mention, no HTML); outside one nothing hostile survives
     prose = outside_fences(out)
     assert "@octocat" not in prose
