@@ -43,6 +43,8 @@ _BIDI = r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 _STRIP = re.compile(f"{_ANSI}|{_CONTROLS}|{_BIDI}")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ANY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
+"""Every character `clean` acts on: most text has none and is returned after one scan."""
 
 
 def no_surrogates(value: Any) -> Any:
@@ -61,8 +63,8 @@ def no_surrogates(value: Any) -> Any:
 def clean(text: str) -> str:
     """`text` without terminal escapes, control characters (`\\n`, `\\t` kept), bidi controls and
     lone surrogates (→ U+FFFD); every line break becomes `\\n`. Safe to encode as UTF-8."""
-    if not text:
-        return ""
+    if not text or not _ANY.search(text):
+        return text or ""
     text = _SURROGATE.sub("\ufffd", text)
     return _STRIP.sub("", _NEWLINES.sub("\n", text))
 
@@ -153,9 +155,12 @@ class NeutralStream(io.TextIOBase):
                 self._lead = "colon"
             elif body:
                 self._lead = "text"
-        joined = _LEGACY.sub("##" + ZWSP + "[", self._tail + seg)
-        seg = joined[len(self._tail) :]
-        self._tail = joined[-2:]
+        if "[" in seg:
+            joined = _LEGACY.sub("##" + ZWSP + "[", self._tail + seg)
+            seg = joined[len(self._tail) :]
+            self._tail = joined[-2:]
+        else:
+            self._tail = (self._tail + seg)[-2:]
         return seg
 
     def command(self, line: str) -> None:

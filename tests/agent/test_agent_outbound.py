@@ -11,22 +11,25 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.hostile import HOSTILE, steered_steps
+from tests.fakes.hostile import HOSTILE, PRINTABLE, steered_steps
 from tests.outbound import forbidden_chars, markdown_problems, workflow_commands
 
 from .conftest import ANTHROPIC_KEY, DEMO, TEST_COMMAND, run_cli
 
 
-def test_fix_cli__dry_run_with_hostile_event_and_model_prints_nothing_live(tmp_path: Path, demo_ws: Path) -> None:
+@pytest.mark.parametrize("hostile", [HOSTILE, PRINTABLE], ids=["all", "no-surrogate"])
+def test_fix_cli__dry_run_with_hostile_event_and_model_prints_nothing_live(
+    hostile: str, tmp_path: Path, demo_ws: Path
+) -> None:
     """`fix --dry-run` prints the diff and PR text quoting the model and the event (stdout) and the
     progress lines (stderr): no workflow command, no control character, no crash on `\\ud800`."""
     event = json.loads((DEMO / "event.json").read_text())
     exc = event["exception"]["values"][-1]
-    exc["value"] = HOSTILE
-    exc["stacktrace"]["frames"][1]["filename"] = f"shop/{HOSTILE[:50]}.py"
+    exc["value"] = hostile
+    exc["stacktrace"]["frames"][1]["filename"] = f"shop/{hostile[:50]}.py"
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(event))  # ensure_ascii: the lone surrogate travels as valid JSON "\ud800"
-    with FakeAnthropic(steered_steps(), api_key=ANTHROPIC_KEY) as fake:
+    with FakeAnthropic(steered_steps(hostile), api_key=ANTHROPIC_KEY) as fake:
         args = ["fix", "--event-file", str(path), "--workspace", str(demo_ws), "--dry-run"]
         proc = run_cli([*args, "--test-command", TEST_COMMAND], {"ANTHROPIC_BASE_URL": fake.url})
     assert proc.returncode == 0, proc.stderr

@@ -12,12 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sentry_autofix.markers import comment_state, issue_ids_in
 from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, demo_api_event, git
 from tests.delivery.test_e2e_run import Run, run_action
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.github_api import FakeGitHub
-from tests.fakes.hostile import EVIL_NAME, HOSTILE, steered_steps
+from tests.fakes.hostile import EVIL_NAME, HOSTILE, PRINTABLE, steered_steps
 from tests.fakes.sentry_api import FakeSentry
 from tests.outbound import forbidden_chars, markdown_problems, workflow_commands
 from tests.poll.fakes import FakeDiscord, FakeSlack
@@ -42,15 +44,15 @@ def injected_commands(log: str, secrets: set[str]) -> list[str]:
     return injected
 
 
-def hostile_api_event(shared_fixtures: Path, crash_file: str | None = None) -> dict[str, Any]:
+def hostile_api_event(shared_fixtures: Path, crash_file: str | None = None, hostile: str = HOSTILE) -> dict[str, Any]:
     """The demo event with hostile text in the message, a frame file name, a function, breadcrumbs
     and the title; `crash_file` (a path in the workspace) becomes the crashing frame."""
     event = demo_api_event(shared_fixtures)
     exc = event["entries"][0]["data"]["values"][-1]
-    exc["value"] = HOSTILE
+    exc["value"] = hostile
     frames = exc["stacktrace"]["frames"]
     extra = copy.deepcopy(frames[-1])
-    extra.update(filename=f"lib/{HOSTILE[:40]}.py", absPath=f"/srv/{HOSTILE}.py", function=HOSTILE[:60], inApp=True)
+    extra.update(filename=f"lib/{hostile[:40]}.py", absPath=f"/srv/{hostile}.py", function=hostile[:60], inApp=True)
     frames.insert(1, extra)
     if crash_file:
         crash = copy.deepcopy(frames[-1])
@@ -59,9 +61,9 @@ def hostile_api_event(shared_fixtures: Path, crash_file: str | None = None) -> d
         frames.append(crash)
     for entry in event["entries"]:
         if entry["type"] == "breadcrumbs":
-            entry["data"]["values"][0]["message"] = HOSTILE
+            entry["data"]["values"][0]["message"] = hostile
             entry["data"]["values"][0]["category"] = "::warning::crumb"
-    event["title"] = HOSTILE
+    event["title"] = hostile
     return event
 
 
@@ -82,7 +84,9 @@ def text_objects(node: Any, kind: str) -> list[str]:
     return found + [t for value in node.values() for t in text_objects(value, kind)]
 
 
+@pytest.mark.parametrize("hostile", [HOSTILE, PRINTABLE], ids=["all", "no-surrogate"])
 def test_run__hostile_event_and_steered_model_leave_every_outbound_text_inert(
+    hostile: str,
     tmp_path: Path,
     workspace: Path,
     remote: Path,
@@ -91,11 +95,12 @@ def test_run__hostile_event_and_steered_model_leave_every_outbound_text_inert(
     shared_fixtures: Path,
 ) -> None:
     """Job log, PR title/body, commit message, job summary, Sentry comments, Slack and Discord:
-    no workflow command, no raw HTML, no live mention, no second marker, no control character."""
-    fake_sentry.add_issue(
-        ISSUE_ID, short_id="SHOP-1F", title=HOSTILE, project="shop", event=hostile_api_event(shared_fixtures)
-    )
-    with FakeAnthropic(steered_steps(), api_key=ANTHROPIC_KEY) as llm, FakeSlack() as slack, FakeDiscord() as discord:
+    no workflow command, no raw HTML, no live mention, no second marker, no control character.
+    (`no-surrogate`: the same without the lone surrogate, whose crash would hide the other attacks.)"""
+    event = hostile_api_event(shared_fixtures, hostile=hostile)
+    fake_sentry.add_issue(ISSUE_ID, short_id="SHOP-1F", title=hostile, project="shop", event=event)
+    model = FakeAnthropic(steered_steps(hostile), api_key=ANTHROPIC_KEY)
+    with model as llm, FakeSlack() as slack, FakeDiscord() as discord:
         run = run_action(
             tmp_path,
             workspace,
@@ -106,7 +111,7 @@ def test_run__hostile_event_and_steered_model_leave_every_outbound_text_inert(
             SLACK_WEBHOOK_URL=slack.webhook_url,
             DISCORD_WEBHOOK_URL=discord.webhook_url,
         )
-        assert llm.turns_served == len(steered_steps()), run.stderr[-3000:]
+        assert llm.turns_served == len(steered_steps()), run.stderr[-3000:]  # the whole script ran
     assert run.code == 0, run.stderr
     assert run.outputs["status"] in ("pr-opened", "draft-pr-opened")
     assert_log_is_inert(run, ANTHROPIC_KEY, slack.webhook_url, discord.webhook_url)
@@ -151,9 +156,9 @@ def test_run__triage_issue_with_hostile_file_names_and_frames_is_inert(
     fake_sentry.add_issue(
         ISSUE_ID,
         short_id="SHOP-1F",
-        title=HOSTILE,
+        title=PRINTABLE,
         project="shop",
-        event=hostile_api_event(shared_fixtures, crash_file=EVIL_NAME),
+        event=hostile_api_event(shared_fixtures, crash_file=EVIL_NAME, hostile=PRINTABLE),
     )
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
     assert run.code == 0, run.stderr
