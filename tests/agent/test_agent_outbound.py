@@ -63,3 +63,16 @@ def test_triage_cli__lone_surrogate_and_hostile_text(tmp_path: Path, demo_ws: Pa
     written = subprocess.run([*base, "--out", str(out)], capture_output=True, text=True, timeout=120, check=False)
     assert written.returncode == 0, written.stderr
     assert markdown_problems(out.read_text(encoding="utf-8")) == []
+
+
+def test_cli__error_lines_quoting_input_go_through_the_neutral_stream(tmp_path: Path, demo_ws: Path) -> None:
+    """`cli.main` puts stderr behind the neutral stream: even its own error line, quoting a path
+    that holds a newline and a command, cannot start a workflow command."""
+    missing = str(tmp_path / "x\n::warning::pwned ##[error]y\x1b[2J.json")
+    base = [sys.executable, "-m", "sentry_autofix", "triage", "--event-file", missing, "--workspace", str(demo_ws)]
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "event file not found" in proc.stderr
+    assert "pwned" in proc.stderr
+    assert workflow_commands(proc.stdout + proc.stderr) == []
+    assert forbidden_chars(proc.stderr) == []
