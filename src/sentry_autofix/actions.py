@@ -3,9 +3,11 @@
 The runner parses workflow commands on both stdout and stderr of a step (actions/runner's
 ScriptHandler feeds both to the command manager). Commands and progress share one stream —
 stderr by default — so a log line always lands inside its `::group::`, and stdout keeps only the
-machine-readable result (the final `status:` line, SPEC §11). Anything we did not write ourselves (Sentry data,
-model output) is echoed inside `::stop-commands::<token>` so it cannot issue workflow commands
-(SPEC §10); every secret is masked before anything else is printed.
+machine-readable result (the final `status:` line, SPEC §11). Both streams are
+`neutral.NeutralStream`s: no line of text can start a workflow command, and only `_command` writes
+one (SPEC §10). Anything we did not write ourselves (Sentry data, model output) is also echoed
+inside `::stop-commands::<token>` (defence in depth); every secret is masked before anything else
+is printed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
+
+from sentry_autofix import neutral
 
 SUMMARY_LIMIT = 1024 * 1024
 """GitHub refuses a step summary over 1 MiB (SPEC §10); we truncate well before."""
@@ -57,15 +61,14 @@ class Runner:
         self.output_path = Path(output_path) if output_path else None
         self.summary_path = Path(summary_path) if summary_path else None
         self.secret_values = [v for v in secret_values if v]
-        self.log_stream = log if log is not None else sys.stderr
-        self.stream = stream if stream is not None else self.log_stream
+        self.log_stream = neutral.stream(log if log is not None else sys.stderr)
+        self.stream = self.log_stream if stream is None or stream is log else neutral.stream(stream)
         self._summary_written = 0
 
     # -- logging ---------------------------------------------------------------------------------
     def _command(self, line: str) -> None:
         if self.enabled:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            self.stream.command(line)
 
     def mask_secrets(self) -> None:
         """`::add-mask::` each secret, so the runner hides it even if some library logs it."""
@@ -79,15 +82,17 @@ class Runner:
         self.log_stream.flush()
 
     def log_untrusted(self, title: str, text: str) -> None:
-        """Echo text from Sentry or the model: inside stop-commands, so `::set-output::` etc. are inert."""
+        """Echo text from Sentry or the model: neutralised like every line, and inside stop-commands."""
         text = scrub(text, self.secret_values)
         if not self.enabled:
             self.log(f"{title}\n{text}")
             return
         token = secrets.token_hex(16)
         # Runner commands must be on the same stream as the text they guard.
-        self.stream.write(f"{title}\n::stop-commands::{token}\n{text}\n::{token}::\n")
-        self.stream.flush()
+        self.stream.write(f"{title}\n")
+        self.stream.command(f"::stop-commands::{token}")
+        self.stream.write(f"{text}\n")
+        self.stream.command(f"::{token}::")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
@@ -143,7 +148,7 @@ class Runner:
         """Append to the job summary, never exceeding the runner's 1 MiB per step."""
         if self.summary_path is None:
             return
-        text = scrub(markdown, self.secret_values)
+        text = neutral.clean(scrub(markdown, self.secret_values))
         if not text.endswith("\n"):
             text += "\n"
         room = SUMMARY_LIMIT - 1024 - self._summary_written

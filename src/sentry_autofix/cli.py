@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
-from sentry_autofix import __version__
+from sentry_autofix import __version__, neutral
 from sentry_autofix.errors import AutofixError
 
 if TYPE_CHECKING:  # the settings module is imported lazily: `--help` and `--version` stay instant
@@ -228,7 +228,21 @@ def _relay_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _neutral_std_streams() -> None:
+    """Put stdout and stderr behind `neutral.NeutralStream`, once, for the whole process.
+
+    The one choke point per stream: our prints, the logging module's handlers, warnings, a
+    library's chatter and a `--debug` traceback all quote hostile text (Sentry data, model output)
+    and all end up here, so no line of the job log can start a workflow command or carry
+    terminal escapes, and a lone surrogate cannot crash a print. Only `actions.Runner` writes
+    commands, through `NeutralStream.command`.
+    """
+    sys.stdout = cast(TextIO, neutral.stream(sys.stdout))
+    sys.stderr = cast(TextIO, neutral.stream(sys.stderr))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _neutral_std_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

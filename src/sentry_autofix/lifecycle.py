@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from sentry_autofix import neutral
 from sentry_autofix.errors import CodeHostError, Forbidden, NotFound, RateLimited, SourceError
 from sentry_autofix.markers import MARKER_PREFIX, MarkedItem, issue_ids_in
 from sentry_autofix.models import IssueInfo
@@ -145,18 +146,14 @@ def handle_lifecycle(
 
 
 def _label(issue: IssueInfo) -> str:
-    name = issue.short_id or issue.id
-    link = issue.permalink if (issue.permalink or "").startswith("https://") else None
-    name = _code(name)
+    name = _code(issue.short_id or issue.id)
+    link = neutral.safe_url(issue.permalink) if (issue.permalink or "").startswith("https://") else None
     return f"[{name}]({link})" if link else name
 
 
 def _code(text: str, limit: int = 200) -> str:
     """Inline code: no mention, HTML, link or marker inside it is interpreted by GitHub."""
-    flat = " ".join(text.split()).replace("`", "'")
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return f"`{flat}`" if flat else "`(no title)`"
+    return neutral.md_code(text, limit) or "`(no title)`"
 
 
 def _title_line(issue: IssueInfo) -> str:

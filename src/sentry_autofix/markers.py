@@ -15,7 +15,8 @@ from typing import Literal
 
 MARKER_PREFIX = "sentry-autofix:issue"
 """What a GitHub search for marked bodies looks for (the tokens of the marker before the id)."""
-_MARKER = re.compile(r"<!--\s*sentry-autofix:issue=(\d{1,20})\s*-->")
+_MARKER_LINE = re.compile(r" {0,3}<!--[ \t]*sentry-autofix:issue=(\d{1,20})[ \t]*-->\s*")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 
 
 def marker_for(issue_id: str) -> str:
@@ -25,8 +26,27 @@ def marker_for(issue_id: str) -> str:
 
 
 def issue_ids_in(body: str | None) -> set[str]:
-    """Sentry issue ids whose marker appears in a PR/issue body."""
-    return set(_MARKER.findall(body or ""))
+    """Sentry issue ids of the markers in a PR/issue body, read only where we write them.
+
+    A marker counts only alone on its line and outside a fenced code block. Untrusted text in our
+    bodies is either inline (one line, `<` escaped) or fenced (and defused, `neutral.md_fence`),
+    so a marker-looking string in an error message, a file name or the model's summary is never
+    read as ours — even if an escaping step were missed. A human editing the body elsewhere keeps it.
+    """
+    ids: set[str] = set()
+    fence: str | None = None
+    for line in (body or "").splitlines():
+        found = _FENCE.fullmatch(line)
+        ticks, info = (found.group(1), found.group(2)) if found else ("", "")
+        if fence is None:
+            # CommonMark: a backtick fence's info string holds no backtick (else it is inline code).
+            if ticks and not (ticks[0] == "`" and "`" in info):
+                fence = ticks
+            elif match := _MARKER_LINE.fullmatch(line):
+                ids.add(match.group(1))
+        elif ticks[:1] == fence[0] and len(ticks) >= len(fence) and not info.strip():
+            fence = None
+    return ids
 
 
 @dataclass(frozen=True)

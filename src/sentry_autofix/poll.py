@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import requests
 
-from sentry_autofix import __version__
+from sentry_autofix import __version__, neutral
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import (
     AutofixError,
@@ -65,7 +65,6 @@ MAX_SEARCH_PAGES = 10
 """GitHub search returns at most 1,000 results (10 pages of 100)."""
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 # --- the seams poll needs ----------------------------------------------------------------------
@@ -528,7 +527,7 @@ def dispatch_payload(issue: IssueInfo, org: str | None) -> dict[str, Any]:
 
 
 def _one_line(text: str) -> str:
-    return _CONTROL.sub(" ", text).strip()
+    return neutral.one_line(text)
 
 
 def listing_line(issue: IssueInfo) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from sentry_autofix import neutral
 from sentry_autofix.actions import Runner, scrub
 from sentry_autofix.agent.llm import LLM
 from sentry_autofix.config import Settings
@@ -108,16 +109,15 @@ def _check_id(value: str, where: str) -> str:
 
 class AgentFixer:
     """The LLM agent (`fix.run_fix`: context → tool loop → guard → tests → reproduction) behind
-    the Fixer protocol. Its progress lines can quote the model, so none may start a workflow
-    command."""
+    the Fixer protocol. Its progress lines quote the model's tool arguments: they go through the
+    neutral stream, so none can start a workflow command."""
 
     def __init__(self, llm: LLM, log: TextIO | None = None) -> None:
         self.llm = llm
-        self.log = log if log is not None else sys.stderr
+        self.log = neutral.stream(log if log is not None else sys.stderr)
 
     def _progress(self, line: str) -> None:
-        safe = "\n".join((": " + part[1:]) if part.startswith("::") else part for part in line.splitlines())
-        self.log.write(safe + "\n")
+        self.log.write(line + "\n")
         self.log.flush()
 
     def fix(self, report: TriageReport, workspace: Path, settings: Settings) -> FixResult:

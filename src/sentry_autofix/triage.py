@@ -11,6 +11,7 @@ from typing import Any
 
 from sentry_autofix.config import Settings
 from sentry_autofix.models import ErrorEvent, TriageReport
+from sentry_autofix.neutral import clean, md_code, md_fence, md_text, safe_url
 from sentry_autofix.workspace.mapping import MapOptions, WorkspaceIndex, map_event
 from sentry_autofix.workspace.suspects import rank, suspect_commits
 
@@ -86,12 +87,8 @@ def to_json(report: TriageReport) -> dict[str, Any]:
 
 
 def _code(text: str | None) -> str:
-    """Inline code that untrusted text cannot break out of."""
-    if not text:
-        return "``"
-    text = text.replace("\n", " ").replace("\r", " ")
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+    """Inline code that untrusted text cannot break out of (nor out of a table cell)."""
+    return md_code(text, 500)
 
 
 def _lang(path: str) -> str:
@@ -111,13 +108,16 @@ def _lang(path: str) -> str:
 
 
 def render_markdown(report: TriageReport) -> str:
+    """The report as markdown. Sentry data, file names and code are untrusted: inline code,
+    escaped text or fences only (`sentry_autofix.neutral`), and the result is `clean`."""
     event = report.event
     info = issue_summary(event)
     out: list[str] = [f"# {_code(event.headline)}", ""]
     facts = []
     if info["short_id"] or info["id"]:
-        label = info["short_id"] or info["id"]
-        facts.append(f"Sentry issue [{label}]({info['permalink']})" if info["permalink"] else f"Sentry issue {label}")
+        label = md_text(info["short_id"] or info["id"], 100)
+        link = safe_url(info["permalink"])
+        facts.append(f"Sentry issue [{label}]({link})" if link else f"Sentry issue {label}")
     for key in ("project", "level", "environment", "release", "platform"):
         if info[key]:
             facts.append(f"{key}: {_code(str(info[key]))}")
@@ -142,13 +142,13 @@ def render_markdown(report: TriageReport) -> str:
         out += ["| # | file | line | function | score | why |", "|---|---|---|---|---|---|"]
         for i, s in enumerate(report.suspects[:10], 1):
             out.append(
-                f"| {i} | `{s.path}` | {s.line or ''} | {_code(s.function) if s.function else ''} | "
-                f"{s.score:.2f} | {'; '.join(s.reasons)} |"
+                f"| {i} | {_code(s.path)} | {s.line or ''} | {_code(s.function)} | "
+                f"{s.score:.2f} | {md_text('; '.join(s.reasons), 500)} |"
             )
         out.append("")
         for key, window in report.code_windows.items():
             path = key.rsplit(":", 1)[0]
-            out += [f"### `{key}`", "", f"````{_lang(path)}", window, "````", ""]
+            out += [f"### {_code(key)}", "", md_fence(window, _lang(path), 20_000), ""]
     else:
         out += ["No frame of this error maps onto a file of the workspace.", ""]
 
@@ -158,11 +158,9 @@ def render_markdown(report: TriageReport) -> str:
         out += ["## Stack of the surfaced exception (newest call last)", ""]
         out += ["| function | reported path | workspace | in app |", "|---|---|---|---|"]
         for f in frames[-25:]:
-            where = f"`{f.path}:{f.line}`" if f.path else f"unmapped ({f.reason})"
+            where = _code(f"{f.path}:{f.line}") if f.path else f"unmapped ({md_text(f.reason, 300)})"
             reported = _code(f.original_path) if f.original_path else ""
-            out.append(
-                f"| {_code(f.function) if f.function else ''} | {reported} | {where} | {'yes' if f.in_app else ''} |"
-            )
+            out.append(f"| {_code(f.function)} | {reported} | {where} | {'yes' if f.in_app else ''} |")
         out.append("")
 
     out += ["## Suspect commits", ""]
@@ -170,8 +168,8 @@ def render_markdown(report: TriageReport) -> str:
         out += ["| commit | author | date | summary | why |", "|---|---|---|---|---|"]
         for c in report.suspect_commits:
             out.append(
-                f"| `{c.short_sha}` | {_code(c.author)} | {c.date.date().isoformat()} | {_code(c.summary)} | "
-                f"{'; '.join(c.reasons)} |"
+                f"| {_code(c.short_sha)} | {_code(c.author)} | {c.date.date().isoformat()} | {_code(c.summary)} | "
+                f"{md_text('; '.join(c.reasons), 500)} |"
             )
     else:
         out.append("None found (no history before the issue was first seen, or no mapped lines).")
@@ -180,10 +178,8 @@ def render_markdown(report: TriageReport) -> str:
     if event.breadcrumbs:
         out += ["## Last breadcrumbs", ""]
         for b in event.breadcrumbs[-10:]:
-            label = " ".join(x for x in (b.category, b.level) if x)
-            out.append(
-                f"- {b.timestamp or ''} {label}: {_code(b.message or ', '.join(f'{k}={v}' for k, v in b.data.items()))}"
-            )
+            label = md_text(" ".join(x for x in (b.timestamp, b.category, b.level) if x), 200)
+            out.append(f"- {label}: {_code(b.message or ', '.join(f'{k}={v}' for k, v in b.data.items()))}")
         out.append("")
     if event.request and (event.request.method or event.request.url):
         line = " ".join(x for x in (event.request.method, event.request.url) if x)
@@ -194,4 +190,4 @@ def render_markdown(report: TriageReport) -> str:
         f"_{len(report.frames) - len(unmapped)} of {len(report.frames)} frames mapped onto the workspace; "
         f"unmapped frames are reported, never guessed._"
     )
-    return "\n".join(out) + "\n"
+    return clean("\n".join(out)) + "\n"

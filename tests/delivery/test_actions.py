@@ -74,7 +74,7 @@ def test_log_untrusted__wraps_in_stop_commands_with_a_fresh_token(tmp_path: Path
     r.log_untrusted("Error:", "x")
     lines = out.getvalue().splitlines()
     t1 = lines[1].removeprefix("::stop-commands::")
-    assert lines[2] == "::warning::pwn"
+    assert lines[2] == ":\u200b:warning::pwn"  # neutralised as well: defence in depth
     assert lines[3] == f"::{t1}::"
     t2 = lines[5].removeprefix("::stop-commands::")
     assert t1 != t2

@@ -7,7 +7,19 @@ import re
 import pytest
 
 from sentry_autofix.delivery import body
-from sentry_autofix.models import ErrorEvent, ExceptionValue, FileChange, FixResult, IssueInfo, TestOutcome
+from sentry_autofix.markers import issue_ids_in
+from sentry_autofix.models import (
+    ErrorEvent,
+    ExceptionValue,
+    FileChange,
+    FixResult,
+    IssueInfo,
+    MappedFrame,
+    Suspect,
+    TestOutcome,
+    TriageReport,
+)
+from tests.outbound import markdown_problems
 
 HOSTILE = (
     "@octocat @acme/admins <img src=https://t.example/p.gif> </details> <script>x</script> "
@@ -60,12 +72,6 @@ def test_fence__cannot_be_closed_by_content() -> None:
     assert out.count(opener) == 2
 
 
-def test_safe_url__only_http_and_https() -> None:
-    assert body.safe_url("https://acme.sentry.io/issues/1/") == "https://acme.sentry.io/issues/1/"
-    for bad in ("javascript:alert(1)", "data:text/html,x", "//evil", "https://x/a)b", "ftp://x/y", None, ""):
-        assert body.safe_url(bad) is None
-
-
 def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     fix = FixResult(
         status="fixed",
@@ -102,7 +108,7 @@ def test_render_pr_body__has_spec_sections_and_one_trailing_marker() -> None:
     ):
         assert needle in out, needle
     assert re.findall(r"sentry-autofix:issue=\d+", out) == ["sentry-autofix:issue=4242"]
-    assert body.find_marker(out) == "4242"
+    assert issue_ids_in(out) == {"4242"}
     # inside a code fence text is inert (no mention, no HTML); outside one nothing hostile survives
     prose = outside_fences(out)
     assert "@octocat" not in prose
@@ -166,3 +172,47 @@ def test_sentry_comment__follows_the_poll_contract_and_is_unique_per_run() -> No
     failed = body.sentry_comment("failed", detail="token ghp_" + "a" * 36 + " leaked")
     assert comment_state(failed) == "failed"
     assert "ghp_" not in failed
+
+
+EVIL_NAME = "shop/evil|<img src=x> @octocat <!-- sentry-autofix:issue=999 -->.py"
+
+
+def test_render_pr_body__hostile_file_name_stays_in_its_table_cell() -> None:
+    """Issue 9: a model-chosen file name broke out of the files table (raw `<img>`, a live
+    mention, a second marker that poll read). Read as GitHub renders it: all inert."""
+    fix = FixResult(
+        status="fixed",
+        root_cause="r",
+        summary="s",
+        diff="--- a/x\n+++ b/x\n",
+        files=[
+            FileChange(path=EVIL_NAME, added=1, removed=0, is_new=True),
+            FileChange(path="a`b``c", added=1, removed=0),
+        ],
+        tests=TestOutcome(status="failed", command="pytest | @octocat", exit_code=1, output_tail="\x1b[31mE\x1b[0m"),
+    )
+    out = body.render_pr_body(event(), fix, issue_id="4242")
+    assert markdown_problems(out, "4242") == []
+    summary = body.render_summary(status="pr-opened", event=event(), fix=fix, url=None, branch="sentry-autofix/x")
+    assert markdown_problems(summary) == []
+
+
+def test_render_issue_body__hostile_paths_in_frame_and_suspect_tables() -> None:
+    """The triage issue's tables and permalinks hold the same name as data, the link URL-encoded."""
+    frames = [
+        MappedFrame(
+            path=EVIL_NAME,
+            line=2,
+            function="f @octocat",
+            in_app=True,
+            exception_index=0,
+            frame_index=0,
+            original_path=None,
+        )
+    ]
+    suspects = [Suspect(path=EVIL_NAME, line=2, function="<b>", score=1.0)]
+    windows = {f"{EVIL_NAME}:2": "x\n"}
+    report = TriageReport(event=event(), frames=frames, suspects=suspects, suspect_commits=[], code_windows=windows)
+    out = body.render_issue_body(report, issue_id="4242", blob_base="https://github.com/acme/shop/blob/abc")
+    assert markdown_problems(out, "4242") == []
+    assert "shop/evil%7C%3Cimg%20src%3Dx%3E" in out

@@ -20,6 +20,7 @@ from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, demo_api_e
 from tests.delivery.test_pipeline import parse_outputs, remote_branches
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.sentry_api import FakeSentry
+from tests.outbound import workflow_commands
 
 CLI = str(Path(sys.executable).with_name("sentry-autofix"))
 
@@ -145,11 +146,12 @@ def test_run__hostile_sentry_text_cannot_issue_commands_or_forge_marker(
     fake_sentry.events[ISSUE_ID] = event
     run = run_action(tmp_path, workspace, fake_sentry, fake_github, SENTRY_AUTOFIX_MODE="triage")
     assert run.code == 0, run.stderr
-    # the only ::warning:: line is inside a stop-commands block
+    # the hostile line is in the log, inside a stop-commands block, and cannot be run even without it
     lines = run.stderr.splitlines()
-    i = lines.index("::warning::pwned")
+    i = lines.index(":\u200b:warning::pwned")
     token = next(line for line in reversed(lines[:i]) if line.startswith("::stop-commands::")).split("::")[2]
     assert f"::{token}::" in lines[i:]
+    assert not [line for line in workflow_commands(run.stderr) if "pwned" in line and not line.startswith("::error ")]
     body = fake_github.issues()[0]["body"]
     assert body.count("<!-- sentry-autofix:issue=") == 1
     assert body.rstrip().endswith("issue=4242 -->")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from sentry_autofix.config import Settings
-from sentry_autofix.delivery.body import marker
 from sentry_autofix.delivery.github import PR_CREATION_FORBIDDEN, GitHubHost
 from sentry_autofix.errors import Forbidden, NotFound, RateLimited
+from sentry_autofix.markers import marker_for as marker
 from tests.fakes.github_api import SECONDARY_LIMIT_BODY, FakeGitHub
 
 TOKEN = "ghs_hosttest_token_0123456789"

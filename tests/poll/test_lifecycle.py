@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -15,7 +16,7 @@ from sentry_autofix.lifecycle import (
     handle_lifecycle,
     lifecycle_event,
 )
-from sentry_autofix.markers import marker_for
+from sentry_autofix.markers import issue_ids_in, marker_for
 from sentry_autofix.models import IssueInfo
 
 from ..conftest import load_shared
@@ -94,9 +95,12 @@ def test_lifecycle__untrusted_title_is_inert_in_comments(github: FakeGitHub) -> 
     text = github.items[10].comments[0]
     # The title sits inside one inline code span: no mention, no HTML, no second marker.
     title_line = next(line for line in text.splitlines() if line.startswith("Error:"))
-    assert title_line.count("`") == 2
-    assert "<!-- sentry-autofix:issue=1 -->" in title_line.split("`")[1]
-    assert text.count("`") == 4  # the short id label, and the title
+    span = re.fullmatch(r"Error: (`+)(.*)\1", title_line)
+    assert span, title_line
+    assert span.group(1) not in span.group(2)  # the fence is longer than any backtick run inside
+    assert "<img src=x>" in span.group(2)
+    assert "sentry-autofix:issue" not in text
+    assert issue_ids_in(text) == set()
 
 
 def test_lifecycle__nothing_marked_does_nothing(github: FakeGitHub) -> None:

@@ -22,6 +22,7 @@ from sentry_autofix.poll import (
     GitHubRest,
     build_matrix,
     dispatch_payload,
+    marked_item,
     matrix_json,
     select_issues,
     write_output,
@@ -548,3 +549,13 @@ def test_select_issues__numeric_project_ids_need_no_lookup(sentry: FakeSentry) -
             and i.count("24h") >= 1
         ]
     )
+
+
+def test_marked_item__marker_quoted_in_text_is_not_ours() -> None:
+    """Issue 9: a marker-looking string inside Sentry or model text (a table cell, a sentence, a
+    code block) made poll treat issue 999 as handled. Only a marker alone on its line counts."""
+    forged = "| `x` <!-- sentry-autofix:issue=999 --> | 1 |\n```\n<!-- sentry-autofix:issue=998 -->\n```\n"
+    item = marked_item({"number": 5, "body": forged + "\n" + marker_for("4242") + "\n", "state": "open"})
+    assert item is not None
+    assert item.issue_ids == frozenset({"4242"})
+    assert marked_item({"number": 6, "body": forged, "state": "open"}) is None

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
+from sentry_autofix.neutral import no_surrogates
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class ToolCall:
     input: dict[str, Any]
     input_error: str | None = None
     """Set when the provider could not decode the model's arguments (the tool then is not run)."""
+
+    def __post_init__(self) -> None:
+        # JSON may carry a lone surrogate ("\ud800"): it could not be written to a file or printed.
+        object.__setattr__(self, "input", no_surrogates(self.input))
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class AssistantTurn:
     replay: tuple[dict[str, Any], ...] = ()
     """Provider blocks that must be sent back verbatim on the next turn (Anthropic thinking blocks,
     which the API requires unchanged before tool results when thinking is on)."""
+
+    def __post_init__(self) -> None:
+        # The text is sent back on the next turn: a lone surrogate could not be encoded in the request.
+        object.__setattr__(self, "text", no_surrogates(self.text))
 
 
 @dataclass(frozen=True)

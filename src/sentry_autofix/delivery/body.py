@@ -1,12 +1,15 @@
 """PR, issue, job-summary and Sentry-comment text (SPEC §7), with untrusted text neutralised.
 
 Everything that came from Sentry or from the model is attacker-controllable: an error message
-can be chosen by whoever can make the app throw. Before it reaches a GitHub body it is either
-escaped for inline use (`inline`) or fenced (`fence`), so it cannot
-* notify people (`@user`, `@org/team`),
-* inject HTML (`<img src=…>` trackers, `</details>` that breaks our layout),
+can be chosen by whoever can make the app throw, and the model writes file names. Before it
+reaches a GitHub body it is redacted and then escaped for running text (`inline`), inline code
+such as file names in table cells (`neutral.md_code`), or fenced (`fence`) — the rules live in
+`sentry_autofix.neutral` — so it cannot
+* notify people (`@user`, `@org/team`) or cross-reference issues (`#12`),
+* inject HTML (`<img src=…>` trackers, `</details>` that breaks our layout) or break a table,
 * link to non-http(s) schemes (`javascript:`, `data:`),
-* forge our dedup marker (`<!-- sentry-autofix:issue=… -->`), which would hijack another issue.
+* forge our dedup marker (`<!-- sentry-autofix:issue=… -->`), which would hijack another issue,
+* carry terminal escapes, bidi overrides or lone surrogates (`neutral.clean` on every body).
 Bodies stay under GitHub's 65,536-character limit: long parts are cut with a note, never an error.
 """
 
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
-from sentry_autofix.markers import CommentState, state_comment
+from sentry_autofix import neutral
+from sentry_autofix.markers import CommentState, marker_for, state_comment
 from sentry_autofix.models import ErrorEvent, FixResult, TriageReport
+from sentry_autofix.neutral import md_code, safe_url
 from sentry_autofix.redact import redact_text
 
 BODY_LIMIT = 65_536
@@ -25,68 +30,15 @@ BODY_LIMIT = 65_536
 _BODY_BUDGET = BODY_LIMIT - 2_000
 """Room kept for the truncation note, the marker and multi-byte surprises."""
 
-MARKER_RE = re.compile(r"<!--\s*sentry-autofix:issue=(\d+)\s*-->")
-_MARKERISH = re.compile(r"sentry-autofix\s*:\s*issue", re.IGNORECASE)
-_MENTION = re.compile(r"@(?=[A-Za-z0-9_-])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def marker(issue_id: str) -> str:
-    """The hidden dedup marker (SPEC §11); the only place it is spelled."""
-    return f"<!-- sentry-autofix:issue={issue_id} -->"
-
-
-def find_marker(body: str | None) -> str | None:
-    """The Sentry issue id named by the marker in a body we wrote, if any."""
-    match = MARKER_RE.search(body or "")
-    return match.group(1) if match else None
-
-
-def _defuse_marker(text: str) -> str:
-    return _MARKERISH.sub("sentry-autofix (issue)", text)
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL if it is a plain http(s) link we can put in markdown, else None."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    if any(c in url for c in " <>\"'`()[]\\\n\r\t"):
-        return None
-    return url
-
 
 def inline(text: str | None, limit: int = 300) -> str:
-    """Untrusted text for a single line of markdown: escaped, mention-proof, one line, capped."""
-    if not text:
-        return ""
-    text = redact_text(_CONTROL.sub("", text))
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = _defuse_marker(text)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    # Backslash-escape markdown that could make links/images/tables/code out of data.
-    text = re.sub(r"([\\`*_\[\]|!#~])", r"\\\1", text)
-    # A zero-width joiner after @ keeps the text readable but stops GitHub from notifying.
-    return _MENTION.sub("@&#8203;", text)
+    """Untrusted text for a single line of markdown: redacted, then `neutral.md_text`."""
+    return neutral.md_text(redact_text(text or ""), limit)
 
 
 def fence(text: str | None, lang: str = "", limit: int = 8_000) -> str:
-    """Untrusted multi-line text inside a code fence no content can close."""
-    text = redact_text(_CONTROL.sub("", text or ""))
-    if len(text) > limit:
-        text = "…(cut)…\n" + text[-limit:]
-    text = _defuse_marker(text)
-    longest = max((len(m) for m in re.findall(r"`+|~+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+    """Untrusted multi-line text: redacted, then in a code fence no content can close."""
+    return neutral.md_fence(redact_text(text or ""), lang, limit)
 
 
 def clamp(body: str, limit: int = _BODY_BUDGET) -> str:
@@ -113,7 +65,10 @@ def clamp(body: str, limit: int = _BODY_BUDGET) -> str:
 
 
 def _with_marker(body: str, issue_id: str) -> str:
-    return clamp(body).rstrip("\n") + "\n\n" + marker(issue_id) + "\n"
+    """The body, cleaned, with our marker last on a line of its own (where `markers.issue_ids_in`
+    looks for it). Only Sentry's numeric ids have a marker: nothing else could be read back."""
+    text = neutral.clean(clamp(body)).rstrip("\n")
+    return text + ("\n\n" + marker_for(issue_id) if issue_id.isdigit() else "") + "\n"
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -156,7 +111,7 @@ def _tests_block(fix: FixResult) -> str:
     t = fix.tests
     if t.status == "not-run":
         return "⚪ **not run** — no test command is configured (`test-command`)."
-    cmd = f" (`{inline(t.command, 200).replace('`', '')}`)" if t.command else ""
+    cmd = f" ({md_code(redact_text(t.command), 200)})" if t.command else ""
     if t.status == "passed":
         return f"✅ **passed**{cmd} in {t.seconds:.0f}s."
     tail = fence(t.output_tail, limit=4_000) if t.output_tail else ""
@@ -169,7 +124,8 @@ def _files_table(fix: FixResult) -> str:
     rows = ["| file | + | − |", "|---|---:|---:|"]
     for f in fix.files:
         note = " (new)" if f.is_new else " (deleted)" if f.is_deleted else ""
-        rows.append(f"| `{f.path.replace('`', '')}`{note} | {f.added} | {f.removed} |")
+        # The model names files: a path is data in a code span that cannot leave its table cell.
+        rows.append(f"| {md_code(f.path)}{note} | {f.added} | {f.removed} |")
     return "\n".join(rows)
 
 
@@ -177,10 +133,8 @@ def _files_table(fix: FixResult) -> str:
 
 
 def pr_title(event: ErrorEvent, fix: FixResult) -> str:
-    title = fix.pr_title or f"Fix {event.headline}"
     # Titles are plain text on GitHub (no markdown), but still carry mentions into notifications.
-    title = _MENTION.sub("@\u200b", _defuse_marker(" ".join(_CONTROL.sub("", title).split())))
-    return (title[:117] + "…") if len(title) > 120 else title
+    return neutral.plain_line(redact_text(fix.pr_title or f"Fix {event.headline}"), 120)
 
 
 def render_pr_body(
@@ -251,9 +205,7 @@ def render_pr_body(
 
 def issue_title(event: ErrorEvent) -> str:
     project = (event.issue.project if event.issue else None) or "sentry"
-    text = f"[{project}] {event.headline}"
-    text = _MENTION.sub("@\u200b", _defuse_marker(" ".join(_CONTROL.sub("", text).split())))
-    return (text[:117] + "…") if len(text) > 120 else text
+    return neutral.plain_line(redact_text(f"[{project}] {event.headline}"), 120)
 
 
 def render_issue_body(
@@ -299,16 +251,16 @@ def render_issue_body(
     if frames:
         rows = ["| # | file | line | function | in app |", "|---:|---|---:|---|---|"]
         for i, f in enumerate(reversed(frames[-15:])):
-            path = (f.path or "").replace("`", "")
-            loc = f"`{path}`"
-            if blob_base and f.line:
-                loc = f"[`{path}`]({blob_base}/{path}#L{f.line})"
+            loc = md_code(f.path)
+            link = safe_url(f"{blob_base}/{quote(f.path or '')}#L{f.line}") if blob_base and f.line else None
+            if link:
+                loc = f"[{loc}]({link})"
             rows.append(f"| {i} | {loc} | {f.line or ''} | {inline(f.function, 80)} | {'yes' if f.in_app else ''} |")
         parts += ["## Where it happens (crashing frame first)", "\n".join(rows)]
     if report.suspects:
         rows = ["| file | line | function | score |", "|---|---:|---|---:|"]
         for s in report.suspects[:10]:
-            rows.append(f"| `{s.path.replace('`', '')}` | {s.line or ''} | {inline(s.function, 80)} | {s.score:.2f} |")
+            rows.append(f"| {md_code(s.path)} | {s.line or ''} | {inline(s.function, 80)} | {s.score:.2f} |")
         parts += ["## Suspect code", "\n".join(rows)]
     windows = list(report.code_windows.items())[:3]
     for where, code in windows:
@@ -323,7 +275,8 @@ def render_issue_body(
         rows = ["| commit | author | date | summary |", "|---|---|---|---|"]
         for c in report.suspect_commits[:5]:
             rows.append(
-                f"| {c.short_sha} | {inline(c.author, 60)} | {c.date.date().isoformat()} | {inline(c.summary, 120)} |"
+                f"| {inline(c.short_sha, 12)} | {inline(c.author, 60)} | {c.date.date().isoformat()} "
+                f"| {inline(c.summary, 120)} |"
             )
         parts += ["## Suspect commits", "\n".join(rows)]
     crumbs = event.breadcrumbs[-10:]
@@ -350,7 +303,7 @@ def render_regression_comment(event: ErrorEvent, *, run_url: str | None = None) 
     text = f"This error is happening again (last seen {inline(last, 40)}): {_sentry_link(event)}."
     if run_url:
         text += f"\n\nRun: {run_url}"
-    return text
+    return neutral.clean(text)
 
 
 # --- job summary and Sentry comments -------------------------------------------------------------
@@ -382,10 +335,10 @@ def render_summary(
         lines.append(f"**Confidence**: {fix.confidence or 'unknown'}")
         lines.append(f"**Usage**: {_usage_line(fix)}")
     if branch:
-        lines.append(f"**Branch**: `{branch}`")
+        lines.append(f"**Branch**: {md_code(branch, 200)}")
     if url:
-        lines.append(f"**Link**: {url}")
-    return "\n\n".join(lines) + "\n"
+        lines.append(f"**Link**: {safe_url(url) or inline(url, 300)}")
+    return neutral.clean("\n\n".join(lines)) + "\n"
 
 
 def sentry_comment(
@@ -395,8 +348,10 @@ def sentry_comment(
     `[sentry-autofix:<state>]` tag first). The run URL keeps each one unique (Sentry refuses an
     identical comment within an hour)."""
     lines = []
-    if url and safe_url(url):
-        lines.append(url)
+    link = safe_url(url)
+    if link:
+        lines.append(link)
     if detail:
-        lines.append(" ".join(redact_text(detail).split())[:300])
-    return state_comment(state, "\n".join(lines), link=run_url)
+        # Sentry renders notes as markdown and notifies `@member`s: the same escaping as GitHub.
+        lines.append(inline(detail, 300))
+    return neutral.clean(state_comment(state, "\n".join(lines), link=safe_url(run_url)))

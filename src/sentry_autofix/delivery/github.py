@@ -23,8 +23,8 @@ from github import Auth, Github, GithubException, GithubRetry, RateLimitExceeded
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import Existing, HostItem
-from sentry_autofix.delivery.body import find_marker
 from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
+from sentry_autofix.markers import issue_ids_in
 
 PR_CREATION_FORBIDDEN = (
     "GitHub refused to let this workflow open a pull request. Enable it in the repository: "
@@ -182,8 +182,8 @@ class GitHubHost:
                 for n, item in enumerate(items):
                     if n >= 100 * MARKER_SCAN_PAGES:
                         break
-                    # Only a marker on its own line, as we write it; neutralised Sentry text can't forge one.
-                    if find_marker(_own_marker_line(item.body)) != issue_id:
+                    # Only a marker on its own line outside code, as we write it (markers.issue_ids_in).
+                    if issue_id not in issue_ids_in(item.body):
                         continue
                     if item.pull_request is not None:
                         if pr is None:
@@ -300,11 +300,3 @@ class GitHubHost:
             state="open" if item.state == "open" else "closed",
             labels=tuple(lbl.name for lbl in item.labels or []),
         )
-
-
-def _own_marker_line(body: str | None) -> str:
-    """The marker only counts on a line of its own (how body.py writes it)."""
-    for line in (body or "").splitlines():
-        if line.strip().startswith("<!-- sentry-autofix:issue="):
-            return line.strip()
-    return ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
@@ -71,13 +70,6 @@ class Notifier(Protocol):
     name: str
 
     def send(self, note: Notification) -> None: ...
-
-
-def safe_url(url: str | None) -> str | None:
-    """An http(s) URL without characters that could break out of a link, or None."""
-    if not url or not re.match(r"^https?://[^\s]+$", url) or len(url) > 2000:
-        return None
-    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(")", "%29")
 
 
 def cap(text: str, limit: int) -> str:

@@ -17,7 +17,8 @@ import requests
 
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
-from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json, safe_url
+from sentry_autofix.neutral import break_mentions, clean, safe_url
+from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ class DiscordError(Exception):
 
 
 def escape_markdown(text: str) -> str:
-    text = _MARKDOWN.sub(r"\\\1", text)
-    return re.sub(r"@(?=\S)", "@\u200b", text)
+    """`neutral.clean`, Discord's markdown escaped, and a zero-width space after `@`."""
+    return break_mentions(_MARKDOWN.sub(r"\\\1", clean(text)))
 
 
 def build_embed(note: Notification) -> dict[str, Any]:

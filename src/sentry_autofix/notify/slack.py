@@ -17,7 +17,8 @@ import requests
 
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
-from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json, safe_url
+from sentry_autofix.neutral import break_mentions, clean, safe_url
+from sentry_autofix.notify import REVIEW_WARNING, Notification, cap, post_json
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,15 @@ class SlackError(Exception):
 
 
 def escape_mrkdwn(text: str) -> str:
-    """Slack's own escaping rule, plus a zero-width space after `@` against bare mentions."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("@", "@\u200b")
+    """`neutral.clean`, Slack's own escaping rule, and a zero-width space after `@` against bare mentions."""
+    text = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return break_mentions(text)
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
     # plain_text is not parsed for mentions or links; still break `@here` so a client that shows
     # the raw text (notifications, the fallback) cannot be read as one.
-    return {"type": "plain_text", "text": cap(text.replace("@", "@\u200b") or " ", limit), "emoji": False}
+    return {"type": "plain_text", "text": cap(break_mentions(clean(text)) or " ", limit), "emoji": False}
 
 
 def build_blocks(note: Notification) -> list[dict[str, Any]]:

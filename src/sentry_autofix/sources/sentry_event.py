@@ -8,8 +8,10 @@ Shapes handled (SPEC §10; see shared/fixtures/sentry/PROVENANCE.md):
   headers as dicts, ISO timestamps.
 * Whole webhook bodies (`event_alert`, `error`, `issue`, …) and API issue objects.
 
-Sentry data is attacker-controlled: nothing here trusts a type, every string is capped and redacted,
-and a malformed document becomes an InputError with one readable line.
+Sentry data is attacker-controlled: nothing here trusts a type, every string is capped, cleaned
+(`neutral.clean`: no terminal escapes, control or bidi characters, no lone surrogate — valid JSON
+`"\ud800"` would crash any later print or UTF-8 encode) and redacted, and a malformed document
+becomes an InputError with one readable line.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sentry_autofix.models import (
     RequestInfo,
     StackFrame,
 )
+from sentry_autofix.neutral import clean
 from sentry_autofix.redact import REDACTED, is_secret_header, redact_text
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
@@ -60,9 +63,7 @@ def _str(value: Any, cap: int = MAX_TEXT) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None
     text = value if isinstance(value, str) else str(value)
-    if len(text) > cap:
-        text = text[:cap] + "…"
-    return text
+    return clean(text[:cap]) + ("…" if len(text) > cap else "")
 
 
 def _text(value: Any, cap: int = MAX_TEXT) -> str | None:
@@ -236,7 +237,7 @@ def _breadcrumb(raw: Any) -> Breadcrumb | None:
                 data[key] = REDACTED
                 continue
             text = v if isinstance(v, str) else json.dumps(v, default=str)
-            data[key] = redact_text(text[:MAX_LINE])
+            data[key] = redact_text(clean(text[:MAX_LINE]))
     return Breadcrumb(
         timestamp=when.isoformat() if when else _str(ts, 60),
         type=_str(raw.get("type"), 50),
