@@ -216,3 +216,39 @@ def test_render_issue_body__hostile_paths_in_frame_and_suspect_tables() -> None:
     out = body.render_issue_body(report, issue_id="4242", blob_base="https://github.com/acme/shop/blob/abc")
     assert markdown_problems(out, "4242") == []
     assert "shop/evil%7C%3Cimg%20src%3Dx%3E" in out
+
+
+@pytest.mark.parametrize(
+    ("tests", "expected", "absent"),
+    [
+        (
+            TestOutcome(status="passed", command="pytest", sandboxed=True),
+            "passed** (`pytest`) in the sandbox",
+            "unisolated",
+        ),
+        (TestOutcome(status="passed", command="pytest", sandboxed=False), "ran **unisolated**", "in the sandbox"),
+        (
+            TestOutcome(status="failed", command="pytest", exit_code=1, output_tail="E boom", sandboxed=False),
+            "ran **unisolated**",
+            "in the sandbox",
+        ),
+        (
+            TestOutcome(
+                status="not-run",
+                command="pytest",
+                output_tail="tests not run: no sandbox can be built on this runner (not root and no sudo).",
+            ),
+            "not run** — tests not run: no sandbox can be built",
+            "no test command is configured",
+        ),
+        (TestOutcome(status="not-run"), "no test command is configured", "sandbox"),
+    ],
+)
+def test_render_pr_body__says_how_the_tests_ran(tests: TestOutcome, expected: str, absent: str) -> None:
+    """Issue 9: a reviewer learns from the PR and the job summary whether the tests were isolated."""
+    fix = FixResult(status="fixed", confidence="high", pr_title="Fix", tests=tests)
+    pr = body.render_pr_body(event(), fix, issue_id="4242", draft_reasons=[], run_url=None)
+    summary = body.render_summary(status="pr-opened", event=event(), fix=fix, url=None, branch=None)
+    for text in (pr, summary):
+        assert expected in text
+        assert absent not in text

@@ -107,15 +107,26 @@ def _usage_line(fix: FixResult) -> str:
     )
 
 
+UNISOLATED = (
+    "⚠️ The tests ran **unisolated**: no sandbox could be built on this runner and "
+    "`allow-unsandboxed-tests` is on, so the code they ran (including tests the model wrote) could "
+    "read this job's files and processes."
+)
+
+
 def _tests_block(fix: FixResult) -> str:
     t = fix.tests
     if t.status == "not-run":
+        if t.command and t.output_tail:  # configured, but the sandbox or the time budget said no
+            return f"⚪ **not run** — {inline(t.output_tail, 600)}"
         return "⚪ **not run** — no test command is configured (`test-command`)."
     cmd = f" ({md_code(redact_text(t.command), 200)})" if t.command else ""
+    where = "" if t.sandboxed is False else " in the sandbox"
+    warning = f"\n\n{UNISOLATED}" if t.sandboxed is False else ""
     if t.status == "passed":
-        return f"✅ **passed**{cmd} in {t.seconds:.0f}s."
+        return f"✅ **passed**{cmd}{where} in {t.seconds:.0f}s.{warning}"
     tail = fence(t.output_tail, limit=4_000) if t.output_tail else ""
-    return f"❌ **failed**{cmd}, exit code {t.exit_code}. Last lines:\n\n{tail}"
+    return f"❌ **failed**{cmd}{where}, exit code {t.exit_code}. Last lines:\n\n{tail}{warning}"
 
 
 def _files_table(fix: FixResult) -> str:
