@@ -74,6 +74,11 @@ _DROPPED_ENV = (
 """Inherited variables that would point our git elsewhere or log what it sends."""
 
 
+_PATHNAME_COMMANDS = frozenset({"check-ignore", "check-attr"})
+"""Commands that take plain path names, never pathspec magic, and refuse to run under
+`GIT_LITERAL_PATHSPECS` ("pathspec magic not supported by this command: 'literal'")."""
+
+
 def _base_env() -> dict[str, str]:
     env = {
         k: v
@@ -150,6 +155,8 @@ def run_git(
     fails fast instead of hanging the job.
     """
     full_env = {**_base_env(), **(env or {})}
+    if args and args[0] in _PATHNAME_COMMANDS:
+        del full_env["GIT_LITERAL_PATHSPECS"]
     if args and args[0] == "diff" and "--no-ext-diff" not in args:
         args = ("diff", "--no-ext-diff", *args[1:])
     drivers = _emptied_drivers(str(workspace), _config_mtime(workspace))
