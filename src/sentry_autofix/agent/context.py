@@ -153,8 +153,8 @@ def _windows(frames: list[MappedFrame], guard: PathGuard, max_windows: int) -> l
     out = []
     for path, line, function, radius in chosen:
         try:
-            full = guard.read_path(path)
-            lines = full.read_text(encoding="utf-8", errors="replace").splitlines()
+            # Through the guard: tracked files only, secret globs, symlinks resolved, no FIFOs.
+            lines = guard.read_bytes(path).decode("utf-8", errors="replace").splitlines()
         except (AutofixError, OSError):
             continue
         lo, hi = max(1, line - radius), min(len(lines), line + radius)
