@@ -151,3 +151,13 @@ def test_read_path__git_work_tree_reads_tracked_files_and_written_ones_only(tmp_
     with pytest.raises(GuardViolation, match="does not track"):
         opened.read_path("settings.py")  # ignored files stay closed
     assert sorted(guard.readable_files()) == [".gitignore", "alias.py", "app.py", "settings.py"]
+
+
+def test_write_path__through_a_symlinked_folder_names_the_real_folder(tmp_path: Path) -> None:
+    """git refuses to add a path beyond a symbolic link; the model is told where the file lives."""
+    (tmp_path / "src" / "lib").mkdir(parents=True)
+    os.symlink("src/lib", tmp_path / "lib")
+    guard = PathGuard(tmp_path, [])
+    with pytest.raises(GuardViolation, match="lib is a symlink to src/lib"):
+        guard.write_path("lib/new.py", 1)
+    assert guard.write_path("src/lib/new.py", 1) == tmp_path.resolve() / "src" / "lib" / "new.py"

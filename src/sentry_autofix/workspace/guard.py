@@ -300,6 +300,12 @@ class PathGuard:
                 )
         if size > self.limits.max_write_bytes:
             raise GuardViolation(f"{rel}: {size} bytes is over the {self.limits.max_write_bytes}-byte write cap")
+        folder = PurePosixPath(rel).parent.as_posix()
+        if folder != "." and self.resolved_rel(folder) != folder:
+            # git refuses paths "beyond a symbolic link": the change could not be committed.
+            raise GuardViolation(
+                f"{rel}: {folder} is a symlink to {self.resolved_rel(folder)}; write the file in that folder instead"
+            )
         full = self.root / rel
         try:
             mode = os.stat(self.root / self.resolved_rel(rel)).st_mode
