@@ -8,6 +8,7 @@ import pytest
 
 from sentry_autofix.models import StackFrame
 from sentry_autofix.sources.sentry_event import parse_event
+from sentry_autofix.workspace.guard import PathGuard
 from sentry_autofix.workspace.mapping import MapOptions, WorkspaceIndex, map_event, map_frame, normalize
 
 from .conftest import load_shared
@@ -225,7 +226,10 @@ def test_workspace_index__repo_without_commits_and_plain_folder(tmp_path: Path) 
     repo.mkdir()
     git(repo, "init", "-q")
     (repo / "app.py").write_text("x\n")
-    assert WorkspaceIndex.scan(repo).files == ["app.py"]
+    (repo / "scratch.py").write_text("untracked\n")
+    git(repo, "add", "app.py")
+    assert WorkspaceIndex.scan(repo).files == ["app.py"]  # tracked files only, by default
+    assert WorkspaceIndex.scan(repo, PathGuard(repo, (), read_untracked=True)).files == ["app.py", "scratch.py"]
     plain = tmp_path / "plain"
     (plain / "pkg").mkdir(parents=True)
     (plain / "pkg" / "mod.py").write_text("y\n")

@@ -90,6 +90,7 @@ def test_suspect_commits__workspace_without_commits_has_none(tmp_path: Path) -> 
     git(repo, "init", "-q")
     (repo / "app").mkdir()
     (repo / "app" / "x.py").write_text("a\n")
+    git(repo, "add", "app/x.py")  # tracked (in the index), never committed
     event = ErrorEvent(exceptions=[ExceptionValue(type="E", frames=[_frame("app/x.py", 1, "f")])])
     report = build_triage(event, repo, SETTINGS)
     assert [s.path for s in report.suspects] == ["app/x.py"]

@@ -26,7 +26,10 @@ DEFAULT_BLOCKED_PATHS: tuple[str, ...] = (
     "credentials/**",
     ".env*",
     "**/.env*",
-    ".github/workflows/**",
+    # Everything GitHub executes or trusts from the repository: workflows, composite actions,
+    # CODEOWNERS (who must review), dependabot. A fix branch runs workflows; it must not edit them.
+    ".github/**",
+    "CODEOWNERS",
 )
 """SPEC §6. User globs are added to these, never replace them."""
 
@@ -112,6 +115,9 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_BLOCKED_PATHS", "blocked_paths")
     )
     """Extra globs, added to DEFAULT_BLOCKED_PATHS."""
+    read_untracked: bool = Field(False, validation_alias=_env("SENTRY_AUTOFIX_READ_UNTRACKED", "read_untracked"))
+    """Let triage and the agent read untracked (not ignored) files too; by default only files git
+    tracks, plus those the agent writes, are read. Ignored files and secret globs are never read."""
     scrub_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_SCRUB_ENV", "scrub_env"))
     """Extra environment variable names removed before running tests."""
     test_env: CommaList = Field(default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_TEST_ENV", "test_env"))

@@ -160,10 +160,12 @@ def _run_fix(
     progress: Callable[[str], None] | None,
     started: float,
 ) -> FixRun:
-    guard = PathGuard(workspace, settings.all_blocked_paths)
+    guard = PathGuard.from_settings(workspace, settings)
     runner = test_runner or default_test_runner(workspace, settings)
     command = settings.test_command
-    toolbox = Toolbox(workspace, guard, runner, command, secret_values=settings.secret_values(), written=written)
+    toolbox = Toolbox(
+        workspace, guard, runner, command, secret_values=settings.secret_values(), written=written, baseline=baseline
+    )
     run = FixRun(result=FixResult(status="no-fix"), baseline=baseline)
 
     def finish(result: FixResult, keep: bool) -> FixRun:

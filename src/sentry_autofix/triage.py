@@ -12,6 +12,7 @@ from typing import Any
 from sentry_autofix.config import Settings
 from sentry_autofix.models import ErrorEvent, TriageReport
 from sentry_autofix.neutral import clean, md_code, md_fence, md_text, safe_url
+from sentry_autofix.workspace.guard import PathGuard
 from sentry_autofix.workspace.mapping import MapOptions, WorkspaceIndex, map_event
 from sentry_autofix.workspace.suspects import rank, suspect_commits
 
@@ -21,13 +22,17 @@ CODE_WINDOWS = 3
 def build_triage(
     event: ErrorEvent, workspace: Path, settings: Settings, index: WorkspaceIndex | None = None
 ) -> TriageReport:
-    index = index or WorkspaceIndex.scan(workspace)
+    # Every byte of code in the report is read through the guard (tracked files, secret globs,
+    # symlinks resolved): the report becomes a GitHub issue and the model's context.
+    index = index or WorkspaceIndex.scan(workspace, PathGuard.from_settings(workspace, settings))
     options = MapOptions(source_roots=tuple(settings.source_roots), prefix_map=tuple(settings.prefix_map))
     frames = map_event(event, index, options)
     suspects = rank(event, frames, index.root)
     commits = suspect_commits(index.root, event, suspects)
     windows = {
-        f"{s.path}:{s.line}": index.window(s.path, s.line) for s in suspects[:CODE_WINDOWS] if s.line is not None
+        f"{s.path}:{s.line}": index.window(s.path, s.line)
+        for s in suspects[:CODE_WINDOWS]
+        if s.line is not None and index.lines(s.path)
     }
     return TriageReport(event=event, frames=frames, suspects=suspects, suspect_commits=commits, code_windows=windows)
 

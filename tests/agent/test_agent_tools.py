@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def box(tmp_path: Path) -> Toolbox:
     )
     box.ran = ran  # type: ignore[attr-defined]
     return box
+
+
+def rebox(box: Toolbox) -> Toolbox:
+    """A toolbox for the workspace as it is now: a new baseline, as the next fix run would take."""
+    return Toolbox(
+        box.workspace,
+        PathGuard(box.workspace, DEFAULT_BLOCKED_PATHS),
+        box.test_runner,
+        box.test_command,
+        secret_values=box.secret_values,
+    )
+
+
+def git(ws: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True)
 
 
 def call(box: Toolbox, name: str, **args: object) -> tuple[str, bool]:
@@ -139,10 +155,29 @@ def test_run_tests__only_the_configured_command_narrowed_by_selectors(box: Toolb
     assert "exit code: 0 (passed)" in text
     assert "[redacted]" in text
     assert "TOKEN123456" not in text
-    for bad in ("rm -rf /", "pytest -q; id", "pytest -q --rootdir=/", "pytest -q ../x", "pytest -q $(id)"):
+    os.symlink("/etc", box.workspace / "outside")
+    for bad in (
+        "rm -rf /",
+        "pytest -q; id",
+        "pytest -q --rootdir=/",
+        "pytest -q ../x",
+        "pytest -q $(id)",
+        "pytest -q @args.txt",  # pytest reads options from an @file: --basetemp=… would be smuggled
+        "pytest -q tests/@args.txt",
+        "pytest -q basetemp=/tmp/x",
+        "pytest -q SHELL=/bin/evil",
+        "pytest -q -p evil",
+        "pytest -qx",
+        "pytest -q /etc/passwd",
+        "pytest -q outside/passwd",
+        "pytest -q ::test_x",
+        "pytest -q 'tests/a b.py'",
+    ):
         text, err = call(box, "run_tests", command=bad)
         assert err, bad
     assert box.ran == ["pytest -q 'tests/test_a.py::test_x[1]'"]  # type: ignore[attr-defined]
+    call(box, "run_tests", command="pytest -q tests/test_a.py tests/sub/ ./...")
+    assert box.ran[-1] == "pytest -q tests/test_a.py tests/sub/ ./..."  # type: ignore[attr-defined]
 
 
 def test_run_tests__no_command_configured_is_not_run(box: Toolbox) -> None:
@@ -168,6 +203,7 @@ def test_finish__confidence_must_be_in_the_enum(box: Toolbox) -> None:
 def test_write_file__gitignored_paths_are_refused(box: Toolbox) -> None:
     (box.workspace / ".gitignore").write_text("local_settings.py\nbuild/\n")
     (box.workspace / "local_settings.py").write_text("DEBUG = True\n")
+    box = rebox(box)
     for path in ("local_settings.py", "build/out.js"):
         text, err = call(box, "write_file", path=path, content="x\n")
         assert err, path
@@ -177,13 +213,114 @@ def test_write_file__gitignored_paths_are_refused(box: Toolbox) -> None:
     assert err
 
 
+def test_write_file__ignored_file_stays_refused_after_the_model_rewrites_gitignore(box: Toolbox) -> None:
+    """Issue 9: editing `.gitignore` first let the model write, then the restore delete, a user's
+    ignored file. The rules that count are the baseline's."""
+    ws = box.workspace
+    (ws / ".gitignore").write_text("local_settings.py\nbuild/\n")
+    git(ws, "add", ".gitignore")
+    (ws / "local_settings.py").write_text("DEBUG = True\n")
+    os.symlink("local_settings.py", ws / "pkg_settings.py")  # a new symlink onto the ignored file
+    box = rebox(box)
+    text, err = call(box, "write_file", path=".gitignore", content="# nothing ignored any more\n")
+    assert not err, text
+    for path in ("local_settings.py", "build/out.js", "pkg_settings.py"):
+        text, err = call(box, "write_file", path=path, content="x\n")
+        assert err, path
+        assert "git ignores this path" in text or "untracked file" in text, text
+    assert (ws / "local_settings.py").read_text() == "DEBUG = True\n"
+    assert not (ws / "build").exists()
+
+
+def test_write_file__untracked_file_present_before_the_fix_is_refused_new_files_are_fine(box: Toolbox) -> None:
+    (box.workspace / "notes.txt").write_text("the user's own notes\n")
+    box = rebox(box)
+    text, err = call(box, "write_file", path="notes.txt", content="overwritten\n")
+    assert err
+    assert "untracked file was in the workspace before the fix started" in text
+    assert (box.workspace / "notes.txt").read_text() == "the user's own notes\n"
+    for _ in range(2):  # creating a file, then rewriting the model's own file
+        text, err = call(box, "write_file", path="pkg/new_test.py", content="def test(): pass\n")
+        assert not err, text
+    text, err = call(box, "edit_file", path="pkg/new_test.py", old_text="pass", new_text="assert True")
+    assert not err, text
+
+
+def test_read_file__only_tracked_files_and_the_models_own(box: Toolbox) -> None:
+    """Untracked and ignored files are the user's or the runner's (gha-creds-*.json, .env):
+    not read, not listed, not searched — unless SENTRY_AUTOFIX_READ_UNTRACKED opens untracked ones."""
+    ws = box.workspace
+    (ws / "gha-creds-1234.json").write_text('{"private_key": "return 1 CREDVALUE"}\n')
+    text, err = call(box, "read_file", path="gha-creds-1234.json")
+    assert err
+    assert "git does not track this file" in text
+    assert "CREDVALUE" not in call(box, "search_code", pattern="CREDVALUE|return 1")[0]
+    assert "gha-creds" not in call(box, "list_files")[0]
+    call(box, "write_file", path="pkg/mine.py", content="return 1 # mine\n")
+    assert not call(box, "read_file", path="pkg/mine.py")[1]
+    assert "pkg/mine.py:1:return 1 # mine" in call(box, "search_code", pattern="mine")[0]
+    assert "pkg/mine.py" in call(box, "list_files", path="pkg")[0]
+    opened = Toolbox(ws, PathGuard(ws, DEFAULT_BLOCKED_PATHS, read_untracked=True), box.test_runner, box.test_command)
+    text, err = call(opened, "read_file", path="gha-creds-1234.json")
+    assert not err
+    assert "CREDVALUE" in text
+
+
+def test_read_file__tracked_symlink_to_an_ignored_file_is_refused(box: Toolbox) -> None:
+    ws = box.workspace
+    (ws / ".gitignore").write_text("local.cfg\n")
+    (ws / "local.cfg").write_text("DB_PASSWORD=return 1 LOCALSECRET\n")
+    os.symlink("../local.cfg", ws / "pkg" / "settings.py")
+    git(ws, "add", ".gitignore", "pkg/settings.py")
+    box = rebox(box)
+    text, err = call(box, "read_file", path="pkg/settings.py")
+    assert err
+    assert "it resolves to local.cfg" in text
+    assert "LOCALSECRET" not in call(box, "search_code", pattern="LOCALSECRET|return 1")[0]
+
+
+def test_tools__symlink_loops_and_fifos_are_tool_errors_not_crashes(box: Toolbox) -> None:
+    """Issue 9: a committed symlink loop crashed the run (RuntimeError from Path.resolve())."""
+    ws = box.workspace
+    os.symlink("loop.py", ws / "pkg" / "loop.py")
+    os.symlink("b", ws / "pkg" / "a")
+    os.symlink("a", ws / "pkg" / "b")
+    os.mkfifo(ws / "pkg" / "pipe.py")
+    git(ws, "add", "pkg/loop.py", "pkg/a", "pkg/b")
+    box = rebox(box)
+    for path in ("pkg/loop.py", "pkg/a/x.py", "pkg/b", "pkg/pipe.py"):
+        for name, args in (
+            ("read_file", {"path": path}),
+            ("write_file", {"path": path, "content": "x\n"}),
+            ("edit_file", {"path": path, "old_text": "a", "new_text": "b"}),
+        ):
+            text, err = call(box, name, **args)
+            assert err, (name, path, text)
+    assert not call(box, "list_files", path="pkg")[1]
+    assert not call(box, "search_code", pattern="return")[1]
+    text, err = call(box, "run_tests", command="pytest -q pkg/loop.py")
+    assert err
+
+
 def test_search_code__path_glob_limits_the_search_and_sees_new_files(box: Toolbox) -> None:
-    (box.workspace / "other").mkdir()
-    (box.workspace / "other" / "x.py").write_text("return 1\n")  # untracked, not ignored
+    call(box, "write_file", path="other/x.py", content="return 1\n")
     text, err = call(box, "search_code", pattern="return 1", path_glob="other/**")
     assert (text, err) == ("other/x.py:1:return 1", False)
+    text, err = call(box, "search_code", pattern="return 1", path_glob="*.py")
+    assert not err
+    assert {line.split(":")[0] for line in text.splitlines()} == {"pkg/mod.py", "other/x.py"}
     text, err = call(box, "search_code", pattern="return 1", path_glob="../**")
     assert err
+
+
+def test_search_code__works_with_literal_pathspecs(box: Toolbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every git call runs with literal pathspecs (issue 9): `:(glob)` magic would match nothing."""
+    monkeypatch.setenv("GIT_LITERAL_PATHSPECS", "1")
+    text, err = call(box, "search_code", pattern="return 2", path_glob="pkg/**/*.py")
+    assert (text, err) == ("pkg/mod.py:10:    return 2", False)
+    text, err = call(box, "write_file", path="pkg/*", content="return 2\n")
+    assert not err
+    assert call(box, "list_files", path="pkg")[0] == "pkg/*\npkg/mod.py"
 
 
 def test_read_file__folder_points_to_list_files(box: Toolbox) -> None:
@@ -194,6 +331,7 @@ def test_read_file__folder_points_to_list_files(box: Toolbox) -> None:
 
 def test_edit_file__crlf_file_keeps_its_line_endings(box: Toolbox) -> None:
     (box.workspace / "pkg" / "win.py").write_bytes(b"a = 1\r\nb = 2\r\n")
+    git(box.workspace, "add", "pkg/win.py")
     text, err = call(box, "edit_file", path="pkg/win.py", old_text="a = 1\nb = 2\n", new_text="a = 1\nb = 3\n")
     assert not err, text
     assert (box.workspace / "pkg" / "win.py").read_bytes() == b"a = 1\r\nb = 3\r\n"
@@ -201,6 +339,7 @@ def test_edit_file__crlf_file_keeps_its_line_endings(box: Toolbox) -> None:
 
 def test_edit_file__non_utf8_file_is_refused_not_corrupted(box: Toolbox) -> None:
     (box.workspace / "pkg" / "latin.txt").write_bytes(b"caf\xe9 = 1\n")
+    git(box.workspace, "add", "pkg/latin.txt")
     text, err = call(box, "edit_file", path="pkg/latin.txt", old_text="= 1", new_text="= 2")
     assert err
     assert "not UTF-8" in text

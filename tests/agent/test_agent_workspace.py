@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -137,3 +138,94 @@ def test_run_test_command__uses_sh_in_workspace_root(tmp_path: Path) -> None:
     out = TestExecutor(tmp_path, None, timeout=20, budget=60)(f"{sys.executable} -c \"print(open('marker').read())\"")
     assert out.status == "passed"
     assert "here" in out.output_tail
+
+
+_CLEANUP = """
+import sys, time
+from pathlib import Path
+from sentry_autofix.workspace import diff as wsdiff
+repo = Path(sys.argv[1])
+base = wsdiff.take_baseline(repo)
+out = repo / "out"
+out.mkdir()
+for i in range(int(sys.argv[2])):
+    (out / f"artifact-{i}.txt").touch()
+started = time.monotonic()
+wsdiff.remove_artifacts(repo, base)
+print(f"{time.monotonic() - started:.2f}")
+"""
+
+
+def test_remove_artifacts__100k_files_from_a_test_are_removed_in_linear_time(repo: Path) -> None:
+    """Issue 9: listing the folder after each deleted file made cleanup quadratic (100,000 artifacts
+    of one test kept it busy for over 10 minutes). The 120 s limit is a hang guard, not a benchmark
+    (bench/artifact_cleanup.py measures); linear cleanup takes a few seconds."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLEANUP, str(repo), "100000"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (repo / "out").exists()
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_remove_artifacts__keeps_ignored_files_after_a_test_rewrote_gitignore(repo: Path) -> None:
+    """A test (running repository code) can rewrite `.gitignore` so the user's `.env` looks like a
+    new artifact; the cleanup judges by the baseline's rules and keeps it."""
+    (repo / ".gitignore").write_text("*.log\n.env\nnode_modules/\n")
+    _git(repo, "add", ".gitignore")
+    _git(repo, "commit", "-qm", "ignore")
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "node_modules" / "dep").mkdir(parents=True)
+    (repo / "node_modules" / "dep" / "index.js").write_text("module.exports = 1\n")
+    base = wsdiff.take_baseline(repo)
+    (repo / ".gitignore").write_text("# emptied by a test\n")  # tracked: stays in the fix's diff
+    (repo / "sub").mkdir()
+    (repo / "sub" / ".gitignore").write_text("!.env\n")  # and a new one un-ignoring more
+    (repo / "sub" / ".env").write_text("not the user's: made by the test\n")
+    (repo / "coverage.xml").write_text("<x/>")
+    wsdiff.remove_artifacts(repo, base, written=set())
+    assert (repo / ".env").read_text() == "SECRET=1\n"
+    assert (repo / "node_modules" / "dep" / "index.js").exists()
+    assert not (repo / "coverage.xml").exists()
+    assert not (repo / "sub" / ".gitignore").exists()  # not ignored by the baseline's rules: an artifact
+    assert (repo / "sub" / ".env").exists()  # ignored by them (`.env` at any depth): never deleted
+
+
+def test_restore__pathspec_magic_file_names_never_reach_ignored_files(repo: Path) -> None:
+    """Issue 9 reproduction 3: a written file named `:(top)` became pathspec magic, the snapshot
+    took in every ignored file and the restore deleted them (`.env`, `node_modules/`)."""
+    (repo / ".gitignore").write_text("*.log\n.env\nnode_modules/\n")
+    _git(repo, "add", ".gitignore")
+    _git(repo, "commit", "-qm", "ignore")
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "node_modules").mkdir()
+    (repo / "node_modules" / "dep.js").write_text("x\n")
+    (repo / "build.log").write_text("log\n")
+    before = _git(repo, "status", "--porcelain", "--ignored")
+    base = wsdiff.take_baseline(repo)
+    for name in (":(top)", "*", ":(glob)**"):
+        (repo / name).write_text("written by the model\n")
+    written = {":(top)", "*", ":(glob)**"}
+    diff = wsdiff.workspace_diff(repo, base, written)
+    assert sorted(c.path for c in wsdiff.file_changes(diff)) == ["*", ":(glob)**", ":(top)"]
+    wsdiff.restore(repo, base, written)
+    assert _git(repo, "status", "--porcelain", "--ignored") == before
+    assert (repo / ".env").read_text() == "SECRET=1\n"
+    assert (repo / "node_modules" / "dep.js").exists()
+
+
+def test_remove_paths__never_deletes_through_a_symlinked_folder(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "precious.txt").write_text("keep\n")
+    base = wsdiff.take_baseline(repo)
+    (repo / "gen").mkdir()
+    (repo / "gen" / "precious.txt").write_text("artifact\n")
+    listed = wsdiff.untracked_files(repo)
+    # Between the listing and the deletion the folder becomes a symlink out of the workspace.
+    (repo / "gen" / "precious.txt").unlink()
+    (repo / "gen").rmdir()
+    os.symlink(outside, repo / "gen")
+    wsdiff._remove_paths(repo, listed - base.untracked)
+    assert (outside / "precious.txt").read_text() == "keep\n"

@@ -1,8 +1,13 @@
 """The agent's tools, exactly as SPEC §5 names them, each behind the path guard.
 
-A tool never raises to the loop: a refused path, a bad regex or a malformed input comes back to
-the model as an error result it can act on. Outputs are size-capped and any configured secret
-value is redacted before it can reach the model.
+A tool never raises to the loop: a refused path, a bad regex, a symlink loop or a malformed input
+comes back to the model as an error result it can act on. Outputs are size-capped and any
+configured secret value is redacted before it can reach the model.
+
+The model sees the repository: files git tracks plus the files it wrote (the guard's read rule),
+and changes only tracked files and new files — never a file that was untracked or ignored when
+the fix started, judged by the baseline's ignore rules, so rewriting `.gitignore` first changes
+nothing (docs/guard.md).
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sentry_autofix.agent.llm import ToolCall, ToolResult, ToolSpec
 from sentry_autofix.errors import GitError, GuardViolation
 from sentry_autofix.models import Confidence, TestOutcome
+from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import run_git
 from sentry_autofix.workspace.guard import ALWAYS_PRIVATE, BlockedPath, PathGuard, matches_any
 from sentry_autofix.workspace.testrunner import redact
@@ -50,14 +56,18 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
             "type": "object",
             "properties": {
                 "pattern": {**_STR, "description": "extended regex, e.g. 'def total_price|class Cart'"},
-                "path_glob": {**_STR, "description": "limit to files matching this glob, e.g. 'src/**/*.py'"},
+                "path_glob": {
+                    **_STR,
+                    "description": "limit to files matching this gitignore-style glob, e.g. 'src/**/*.py' "
+                    "('*.py' matches at any depth)",
+                },
             },
             "required": ["pattern"],
         },
     ),
     ToolSpec(
         "list_files",
-        "List the repository's files under a folder (tracked and new files, ignored ones excluded), capped.",
+        "List the repository's files under a folder (tracked files and the files you wrote), capped.",
         {
             "type": "object",
             "properties": {"path": {**_STR, "description": "folder, repo-relative; default: the root"}},
@@ -95,7 +105,7 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "run_tests",
         "Run the repository's configured test command and return its exit code and the tail of its "
         "output. `command` may only narrow it: the configured command followed by test file paths or "
-        "test ids (e.g. 'tests/test_cart.py::test_empty'); any other command is refused.",
+        "test ids (e.g. 'tests/test_cart.py::test_empty'); options, @files and any other command are refused.",
         {
             "type": "object",
             "properties": {"command": {**_STR, "description": "optional narrower command"}},
@@ -122,7 +132,9 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
 
 TOOL_NAMES = tuple(t.name for t in TOOL_SPECS)
 _SPEC_BY_NAME = {t.name: t for t in TOOL_SPECS}
-_SAFE_TEST_ARG = re.compile(r"[A-Za-z0-9_./:\[\]@=,+-]+\Z")
+_SAFE_TEST_ARG = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./:\[\],+-]*\Z")
+"""A test path or id: no leading `-` (an option) or `@` (pytest reads options from `@file`), no `=`
+(`make test SHELL=…`, `--basetemp=…`), no shell syntax; quoted anyway when the command is built."""
 _MAX_LINE = 400
 
 
@@ -191,6 +203,13 @@ class Toolbox:
     tests_current: bool = False
     """True while `last_tests` ran the full command on the current files."""
     specs: tuple[ToolSpec, ...] = TOOL_SPECS
+    baseline: wsdiff.Baseline | None = None
+    """The workspace as the fix found it: which files were untracked, and the ignore rules then.
+    None: the toolbox snapshots the workspace itself when it is made."""
+
+    def __post_init__(self) -> None:
+        if self.baseline is None:
+            self.baseline = wsdiff.take_baseline(self.workspace)
 
     def execute(self, call: ToolCall) -> tuple[ToolResult, Finish | None]:
         spec = _SPEC_BY_NAME.get(call.name)
@@ -218,13 +237,14 @@ class Toolbox:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_text(self, full: Path, rel: str, strict: bool = False) -> str:
+    def _read_text(self, rel: str, strict: bool = False) -> str:
+        full = self.guard.read_path(rel, self.written)
         if full.is_dir():
             raise ToolInputError(f"{rel}: is a folder; use list_files to see what is in it")
         if not full.is_file():
             hint = self._similar_paths(rel)
             raise ToolInputError(f"{rel}: no such file" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
-        data = full.read_bytes()
+        data = self.guard.read_bytes(rel, self.written)
         if b"\x00" in data[:8192]:
             raise ToolInputError(f"{rel}: binary file, not shown")
         if strict:
@@ -239,9 +259,8 @@ class Toolbox:
         return difflib.get_close_matches(rel, files, n=3, cutoff=0.6)
 
     def _read_file(self, args: dict[str, Any]) -> str:
-        full = self.guard.read_path(args["path"])
         rel = self.guard.relative(args["path"])
-        lines = self._read_text(full, rel).splitlines()
+        lines = self._read_text(rel).splitlines()
         limits = self.guard.limits
         start = args.get("start_line", 1)
         end = args.get("end_line", start + limits.max_read_lines - 1)
@@ -256,20 +275,16 @@ class Toolbox:
         more = f"; {len(lines) - end} more lines: call again with start_line={end + 1}" if end < len(lines) else ""
         return f"{rel} (lines {start}-{end} of {len(lines)}{more})\n{body}"
 
+    def _visible(self) -> set[str]:
+        """Files the model may know by name: the guard's readable files and the ones it wrote."""
+        hidden = (*self.guard.secret_reads, *ALWAYS_PRIVATE)
+        mine = {p for p in self.written if not matches_any(p, hidden) and (self.workspace / p).is_file()}
+        return set(self.guard.readable_files()) | mine
+
     def _ls_files(self, rel: str) -> list[str]:
-        out = run_git(
-            self.workspace,
-            "-c",
-            "core.quotePath=false",
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            "--",
-            rel,
-        ).stdout
-        return sorted({p for p in out.split("\0") if p and not matches_any(p, ALWAYS_PRIVATE)})
+        # Filtered in Python, not by a git pathspec: every git call runs with literal pathspecs.
+        prefix = "" if rel == "." else rel + "/"
+        return sorted(p for p in self._visible() if p == rel or p.startswith(prefix))
 
     def _list_files(self, args: dict[str, Any]) -> str:
         rel = self.guard.list_path(args.get("path") or ".")
@@ -284,26 +299,28 @@ class Toolbox:
         pattern = args["pattern"]
         if not pattern.strip():
             raise ToolInputError("search_code: pattern is empty")
-        pathspec = ["."]
-        if args.get("path_glob"):
-            glob = args["path_glob"].strip().lstrip("/")
-            if ".." in glob.split("/"):
-                raise GuardViolation("search_code: '..' is not allowed in path_glob")
-            pathspec = [f":(glob){glob}"]
+        glob = (args.get("path_glob") or "").strip().lstrip("/")
+        if ".." in glob.split("/"):
+            raise GuardViolation("search_code: '..' is not allowed in path_glob")
+        visible = self._visible()
+        # git grep over the whole work tree, then the guard's rule and the glob in Python: pathspec
+        # magic (`:(glob)`) is off for every git call, and the model's glob is not a pathspec.
         proc = run_git(
             self.workspace,
+            "--literal-pathspecs",
             "-c",
             "core.quotePath=false",
             "grep",
             "-n",
+            "-z",
             "-I",
             "-E",
             "--no-color",
-            "--untracked",
+            *(["--untracked"] if visible - self.guard.tracked() else []),
             "-e",
             pattern,
             "--",
-            *pathspec,
+            ".",
             check=False,
             timeout=60,
         )
@@ -312,15 +329,25 @@ class Toolbox:
         if proc.returncode != 0:
             detail = (proc.stderr.strip().splitlines() or ["error"])[-1]
             raise ToolInputError(f"search_code: {detail} (pattern is an extended regex, like grep -E)")
-        hidden = (*self.guard.secret_reads, *ALWAYS_PRIVATE)
+        allowed: dict[str, bool] = {}
         kept: list[str] = []
         size = 0
         cap = self.guard.limits.max_search_chars
-        lines = proc.stdout.splitlines()
-        for line in lines:
-            path = line.split(":", 1)[0]
-            if matches_any(path, hidden):
-                continue  # matches inside secret files are as secret as the files
+        for record in proc.stdout.split("\n"):  # not splitlines(): \f, \x1c… are not line ends to git
+            path, _, rest = record.partition("\0")
+            line_no, _, text = rest.partition("\0")
+            if not rest:
+                continue
+            if path not in allowed:
+                allowed[path] = path in visible and (not glob or bool(matches_any(path, [glob])))
+                if allowed[path]:
+                    try:  # the rule for the target of a symlink, secrets included
+                        self.guard.read_path(path, self.written)
+                    except GuardViolation:
+                        allowed[path] = False
+            if not allowed[path]:
+                continue
+            line = f"{path}:{line_no}:{text}"
             line = line if len(line) <= 300 else line[:300] + " […]"
             if size + len(line) > cap:
                 kept.append(f"[… output capped at {cap} characters; narrow the pattern or path_glob …]")
@@ -335,10 +362,9 @@ class Toolbox:
         content: str = args["content"]
         full = self.guard.write_path(args["path"], len(content.encode()))
         rel = self.guard.relative(args["path"])
-        self._refuse_ignored(rel)
+        self._refuse_not_ours(rel)
         existed = full.is_file()
-        full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_text(content, encoding="utf-8")
+        self.guard.write_bytes(rel, content.encode("utf-8"))
         self._changed(rel)
         return f"{'rewrote' if existed else 'created'} {rel} ({len(content.splitlines())} lines)"
 
@@ -349,23 +375,37 @@ class Toolbox:
             raise ToolInputError("edit_file: old_text is empty; use write_file to create a file")
         if old == new:
             raise ToolInputError("edit_file: old_text and new_text are the same; nothing to change")
-        full = self.guard.write_path(args["path"], 0)
-        self.guard.read_path(args["path"])  # an edit's error hints quote the file: it must be readable too
-        self._refuse_ignored(rel)
-        text = self._read_text(full, rel, strict=True)
+        self.guard.write_path(args["path"], 0)
+        self._refuse_not_ours(rel)
+        # An edit's error hints quote the file: it must be readable too.
+        text = self._read_text(rel, strict=True)
         updated = replace_once(text, old, new, rel)
-        self.guard.write_path(args["path"], len(updated.encode()))
-        full.write_text(updated, encoding="utf-8")
+        self.guard.write_bytes(rel, updated.encode("utf-8"))
         self._changed(rel)
         first = text[: text.find(old)].count("\n") + 1 if old in text else None
         where = f" at line {first}" if first else ""
         return f"edited {rel}{where}: {old.count(chr(10)) + 1} line(s) replaced by {new.count(chr(10)) + 1}"
 
-    def _refuse_ignored(self, rel: str) -> None:
-        """Files git ignores are not part of the repository (local config, build output): a fix
-        must not touch them, and restoring the workspace must never delete a user's ignored file."""
-        if run_git(self.workspace, "check-ignore", "-q", "--", rel, check=False).returncode == 0:
-            raise ToolInputError(f"{rel}: git ignores this path; a fix may only change files of the repository")
+    def _refuse_not_ours(self, rel: str) -> None:
+        """Only tracked files and new files may change. A file that was untracked when the fix
+        started, or that the baseline's ignore rules ignore (local config, `node_modules/`), is the
+        user's: writing it would put it in the fix, and restoring the workspace would delete it.
+        The rules are the baseline's, not the work tree's: the model (or a test) may rewrite
+        `.gitignore` before writing. Both the named path and its symlink target are checked."""
+        assert self.baseline is not None  # set in __post_init__
+        tracked = self.guard.tracked()
+        candidates = {rel, self.guard.resolved_rel(rel)}
+        for candidate in sorted(candidates):
+            if candidate in self.baseline.untracked:
+                raise ToolInputError(
+                    f"{candidate}: this untracked file was in the workspace before the fix started; "
+                    "a fix may only change files of the repository and files it creates"
+                )
+        ignored = wsdiff.ignored_at_baseline(self.workspace, self.baseline, candidates - tracked)
+        if ignored:
+            raise ToolInputError(
+                f"{sorted(ignored)[0]}: git ignores this path; a fix may only change files of the repository"
+            )
 
     def _changed(self, rel: str) -> None:
         self.written.add(rel)
@@ -374,25 +414,40 @@ class Toolbox:
     # -- tests --------------------------------------------------------------------------------
 
     def narrowed_command(self, asked: str | None) -> str | None:
-        """The command run_tests may run: the configured one, optionally followed by safe selectors."""
+        """The command run_tests may run: the configured one, optionally followed by test paths or
+        ids inside the workspace. Options, `@argsfile`, `NAME=value` and anything that is not a
+        plain path (or `path::test id`) are refused: they could change what runs or where."""
         base = self.test_command
         if not asked or not asked.strip() or base is None or asked.strip() == base.strip():
             return base
-        if not asked.strip().startswith(base.strip()):
+        try:
+            words, base_words = shlex.split(asked), shlex.split(base)
+        except ValueError as exc:
+            raise ToolInputError(f"run_tests: cannot parse the command ({exc})") from exc
+        if words[: len(base_words)] != base_words:
             raise ToolInputError(
                 f"run_tests: only the configured command {base!r} may run, optionally followed by test "
                 "paths or ids; arbitrary commands are refused"
             )
-        try:
-            extra = shlex.split(asked.strip()[len(base.strip()) :])
-        except ValueError as exc:
-            raise ToolInputError(f"run_tests: cannot parse the extra arguments ({exc})") from exc
+        extra = words[len(base_words) :]
         for arg in extra:
-            if arg.startswith("-") or not _SAFE_TEST_ARG.match(arg) or ".." in arg.split("/"):
-                raise ToolInputError(
-                    f"run_tests: extra argument {arg!r} refused; only test file paths or test ids may be added"
-                )
+            self._check_test_arg(arg)
         return " ".join([base, *(shlex.quote(a) for a in extra)])
+
+    def _check_test_arg(self, arg: str) -> None:
+        refused = ToolInputError(
+            f"run_tests: extra argument {arg!r} refused; only test file paths or test ids inside the "
+            "repository may be added (no options, @files or NAME=value)"
+        )
+        if not _SAFE_TEST_ARG.match(arg):
+            raise refused
+        path = arg.split("::", 1)[0]
+        if not path or PurePosixPath(path).is_absolute() or ".." in path.split("/"):
+            raise refused
+        try:
+            self.guard.relative(path)
+        except GuardViolation:
+            raise refused from None
 
     def execute_tests_now(self) -> TestOutcome:
         """Run the full configured command on the current files (used after `finish`)."""

@@ -5,16 +5,24 @@ The change the agent made is always computed here, from git, never taken from th
 the user's real index is never touched and `git status --porcelain` is exactly as we found it
 after `restore()`. A baseline is taken before the agent starts: it includes files that were
 already modified or untracked, so a dirty checkout is neither blamed on the model nor lost.
+
+Ignored files are the user's (`.env`, `node_modules/`): nothing here deletes one, and "ignored" is
+judged by the ignore rules the baseline tree holds, not by the work tree's `.gitignore`, which the
+model or a test may have rewritten first. Paths are literal (`--literal-pathspecs`): a file named
+`:(top)` or `*` is that file, never "everything". Removal is linear in the number of files.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from unidiff.patch import PatchSet
@@ -58,7 +66,11 @@ def _temp_index(workspace: Path) -> Iterator[dict[str, str]]:
 
 
 def _git(workspace: Path, *args: str, env: dict[str, str] | None = None, input_text: str | None = None) -> str:
-    return run_git(workspace, "-c", "core.quotePath=false", *args, env=env, input_text=input_text).stdout
+    # --literal-pathspecs: model-chosen file names reach `git add` here (issue 9: `:(top)` added
+    # every ignored file to the snapshot, and the restore then deleted them).
+    return run_git(
+        workspace, "--literal-pathspecs", "-c", "core.quotePath=false", *args, env=env, input_text=input_text
+    ).stdout
 
 
 def untracked_files(workspace: Path) -> frozenset[str]:
@@ -161,38 +173,155 @@ def checkout_tree(workspace: Path, tree: str, paths: Iterable[str]) -> None:
 
 def move_to_tree(workspace: Path, current: str, target: str, only: Iterable[str] | None = None) -> None:
     """Make the work tree match `target` wherever it differs from `current` (both snapshots),
-    optionally for the paths in `only`."""
+    optionally for the paths in `only`. A file `target`'s ignore rules ignore is never deleted."""
     keep = None if only is None else set(only)
     to_write: list[str] = []
+    to_remove: list[str] = []
     for status, path in changed_paths(workspace, current, target):
         if keep is not None and path not in keep:
             continue
         if status == "D":  # in current, not in target
-            _remove(workspace, path)
+            to_remove.append(path)
         else:
             to_write.append(path)
+    ignored = ignored_by_tree(workspace, target, to_remove)
+    _remove_paths(workspace, (p for p in to_remove if p not in ignored))
     checkout_tree(workspace, target, to_write)
 
 
-def _remove(workspace: Path, rel: str) -> None:
-    full = workspace / rel
-    if full.is_symlink() or full.is_file():
-        full.unlink()
-    # Drop folders the change created and left empty, never above the workspace root.
-    parent = full.parent
-    while parent != workspace and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
+# -- ignore rules as the baseline had them ---------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _ignore_files(workspace: Path, tree: str) -> tuple[tuple[str, str], ...]:
+    """Every `.gitignore` a tree holds, with its text (a tree id names its content: cacheable)."""
+    files: list[tuple[str, str]] = []
+    for entry in _git(workspace, "ls-tree", "-r", "-z", "--full-tree", tree).split("\0"):
+        meta, _, path = entry.partition("\t")
+        fields = meta.split()
+        # git does not follow a symlinked .gitignore either (2.32+), so neither do we.
+        if (
+            len(fields) == 3
+            and fields[0] in ("100644", "100755")
+            and fields[1] == "blob"
+            and posixpath.basename(path) == ".gitignore"
+        ):
+            files.append((path, _git(workspace, "cat-file", "blob", fields[2])))
+    return tuple(files)
+
+
+_EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def ignored_by_tree(workspace: Path, tree: str, paths: Iterable[str]) -> set[str]:
+    """The subset of `paths` ignored under the rules `tree` holds (its `.gitignore` files) plus
+    `.git/info/exclude` — whatever the work tree's `.gitignore` files say now. Tracked or not is
+    not considered: callers ask about files outside the index, existing or not.
+
+    How, exactly as git decides and with no file created per path: a scratch work tree holds only
+    the tree's `.gitignore` files, a temporary index lists `paths` (as empty blobs; no object is
+    written), and `ls-files --cached --ignored` names those the rules ignore. `check-ignore`
+    would be simpler, but it refuses to run with literal pathspecs, which every git call uses.
+    """
+    wanted = {p for p in paths if p}
+    # A `.git` component cannot enter an index; such a path is private anyway: treat as ignored.
+    odd = {p for p in wanted if ".git" in (part.lower() for part in p.split("/"))}
+    wanted -= odd
+    if not wanted:
+        return odd
+    git_dir = _git(workspace, "rev-parse", "--absolute-git-dir").strip()
+    with tempfile.TemporaryDirectory(prefix="sentry-autofix-ignores-") as scratch, _temp_index(workspace) as env:
+        for rel, content in _ignore_files(workspace, tree):
+            dest = Path(scratch, rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(content, encoding="utf-8")
+        where = ("--git-dir", git_dir, "--work-tree", scratch)
+        entries = "".join(f"100644 {_EMPTY_BLOB}\t{p}\0" for p in sorted(wanted))
+        listed = run_git(
+            Path(scratch), *where, "update-index", "-z", "--index-info", env=env, input_text=entries, check=False
+        )
+        if listed.returncode != 0:
+            # Paths git cannot index together (a file and a folder of one name): when in doubt, a
+            # path counts as ignored — kept by the cleanup, refused to the model.
+            return odd | wanted
+        out = run_git(
+            Path(scratch),
+            *where,
+            "-c",
+            "core.quotePath=false",
+            "ls-files",
+            "-z",
+            "--cached",
+            "--ignored",
+            "--exclude-standard",
+            env=env,
+        ).stdout
+    return odd | {p for p in out.split("\0") if p in wanted}
+
+
+def ignored_at_baseline(workspace: Path, baseline: Baseline, paths: Iterable[str]) -> set[str]:
+    """`paths` the ignore rules in force when the baseline was taken ignore."""
+    return ignored_by_tree(workspace, baseline.tree, paths)
+
+
+# -- removal ---------------------------------------------------------------------------------------
+
+
+def _real_dir(workspace: Path, rel_dir: str, seen: dict[str, bool]) -> bool:
+    """Whether `rel_dir` is a folder of the workspace reached without any symlink (memoised)."""
+    if rel_dir not in seen:
+        ok = _real_dir(workspace, posixpath.dirname(rel_dir), seen)
+        if ok:
+            try:
+                ok = stat.S_ISDIR(os.lstat(workspace / rel_dir).st_mode)
+            except OSError:
+                ok = False
+        seen[rel_dir] = ok
+    return seen[rel_dir]
+
+
+def _remove_paths(workspace: Path, rels: Iterable[str]) -> None:
+    """Delete files (a symlink itself, never its target), then the folders that left empty.
+
+    Linear in the number of paths: each file is unlinked once and each folder tried once, deepest
+    first (listing the folder after every file was quadratic: 100,000 test artifacts in one folder
+    took over 10 minutes). A path below a symlinked folder is skipped — git never lists one, so
+    it appeared since, and deleting through it could reach outside the workspace.
+    """
+    real: dict[str, bool] = {"": True}
+    parents: set[str] = set()
+    for rel in rels:
+        parent = posixpath.dirname(rel)
+        if not _real_dir(workspace, parent, real):
+            continue
+        try:
+            os.unlink(workspace / rel)
+        except OSError:
+            continue  # gone already, or a folder now: not a file we can remove
+        parents.add(parent)
+    folders: set[str] = set()
+    for folder in parents:
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = posixpath.dirname(folder)
+    for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+        try:
+            os.rmdir(workspace / folder)
+        except OSError:
+            pass  # not empty (or not ours): kept
 
 
 def remove_artifacts(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
-    """Delete untracked, not-ignored files that appeared since the baseline and no tool wrote."""
-    for rel in untracked_files(workspace) - baseline.untracked - set(written):
-        _remove(workspace, rel)
+    """Delete untracked files that appeared since the baseline and no tool wrote — except those
+    the baseline's ignore rules ignore (a test may have rewritten `.gitignore` to expose `.env`)."""
+    candidates = untracked_files(workspace) - baseline.untracked - set(written)
+    ignored = ignored_at_baseline(workspace, baseline, candidates)
+    _remove_paths(workspace, sorted(candidates - ignored))
 
 
 def restore(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
-    """Put the workspace back as `take_baseline` found it (files the agent or its tests made go)."""
+    """Put the workspace back as `take_baseline` found it (files the agent or its tests made go;
+    files the baseline's rules ignore stay, whoever touched them)."""
     current = snapshot(workspace, baseline, written)
     move_to_tree(workspace, current, baseline.tree)
     remove_artifacts(workspace, baseline)

@@ -7,18 +7,22 @@ So each frame yields candidate paths, and a tracked file matches by its longest 
 components. Ties are broken by the frame's `context_line`, then configured source roots; what is
 still ambiguous, or matches on the file name alone without confirmation, is reported unmapped rather
 than guessed.
+
+Which files exist, and every byte read from them (context-line checks, code windows), is decided by
+the path guard: tracked files only by default, secret globs and symlinks resolved — a frame naming
+a committed `config/settings.py -> ../.env` maps, but its code is never read.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from sentry_autofix.errors import GuardViolation
 from sentry_autofix.models import ErrorEvent, MappedFrame, StackFrame
-from sentry_autofix.workspace.git import is_work_tree, run_git
+from sentry_autofix.workspace.guard import PathGuard
 
 VENDOR_PARTS = frozenset(
     {
@@ -34,7 +38,6 @@ VENDOR_PARTS = frozenset(
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_SKIP_WALK = {".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox"}
 _MAX_FILE_READ = 4 * 1024 * 1024
 _DRIFT_WINDOW = 40
 
@@ -67,47 +70,40 @@ def normalize(raw: str) -> list[str]:
 
 @dataclass
 class WorkspaceIndex:
-    """The workspace's files (tracked + untracked-not-ignored), indexed by base name."""
+    """The workspace's readable files (`PathGuard.readable_files`), indexed by base name."""
 
     root: Path
     files: list[str]
     by_name: dict[str, list[str]] = field(default_factory=dict)
     go_module: str | None = None
+    guard: PathGuard | None = None
+    """Reads go through it; None only for an index built by hand (a default guard is made)."""
     _lines: dict[str, list[str] | None] = field(default_factory=dict)
 
     @classmethod
-    def scan(cls, root: Path) -> WorkspaceIndex:
-        root = root.resolve()
-        if is_work_tree(root):
-            out = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").stdout
-            files = sorted({f for f in out.split("\0") if f})
-        else:
-            files = []
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = [d for d in dirnames if d not in _SKIP_WALK]
-                rel = Path(dirpath).relative_to(root)
-                files.extend((rel / name).as_posix() for name in filenames)
-            files.sort()
+    def scan(cls, root: Path, guard: PathGuard | None = None) -> WorkspaceIndex:
+        guard = guard or PathGuard(root, ())
+        files = sorted(guard.readable_files())
         by_name: dict[str, list[str]] = defaultdict(list)
         for f in files:
             by_name[f.rsplit("/", 1)[-1]].append(f)
-        go_module = None
+        index = cls(root=guard.root, files=files, by_name=dict(by_name), guard=guard)
         if "go.mod" in files:
-            for line in (root / "go.mod").read_text(errors="replace").splitlines():
+            for line in index.lines("go.mod") or []:
                 if line.startswith("module "):
-                    go_module = line.split()[1].strip()
+                    index.go_module = line.split()[1].strip() if len(line.split()) > 1 else None
                     break
-        return cls(root=root, files=files, by_name=dict(by_name), go_module=go_module)
+        return index
 
     def lines(self, path: str) -> list[str] | None:
+        """The file's lines, or None when the guard refuses it or it cannot be read."""
         if path not in self._lines:
-            full = self.root / path
+            if self.guard is None:
+                self.guard = PathGuard(self.root, ())
             try:
-                if full.stat().st_size > _MAX_FILE_READ:
-                    self._lines[path] = None
-                else:
-                    self._lines[path] = full.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
+                data = self.guard.read_bytes(path, max_bytes=_MAX_FILE_READ)
+                self._lines[path] = data.decode("utf-8", errors="replace").splitlines()
+            except (GuardViolation, OSError):
                 self._lines[path] = None
         return self._lines[path]
 
