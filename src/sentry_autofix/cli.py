@@ -27,6 +27,14 @@ def _add_event_args(p: argparse.ArgumentParser) -> None:
         help="a Sentry event JSON (API 'latest event', ingestion/webhook shape) or a whole webhook body; "
         "'-' reads stdin",
     )
+    src.add_argument(
+        "--traceback",
+        metavar="FILE",
+        help="a stack trace as the program printed it ('-' reads stdin): Python, Node, Java/Kotlin, Go, Ruby, "
+        "PHP or .NET, raw or inside log lines (CloudWatch, Docker, journald), JSON log records or a Slack "
+        "message; the last traceback in the text is used. E.g. `docker logs web 2>&1 | tail -n 200 | "
+        "sentry-autofix triage --traceback -`",
+    )
     p.add_argument("--workspace", metavar="DIR", default=".", help="the checked-out repository (default: .)")
     p.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     p.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from sentry_autofix.models import ErrorEvent, MappedFrame, StackFrame
 from sentry_autofix.workspace.git import is_work_tree, run_git
+from sentry_autofix.workspace.symbols import function_verdict
 
 VENDOR_PARTS = frozenset(
     {
@@ -173,7 +174,9 @@ def _verify(index: WorkspaceIndex, path: str, frame: StackFrame) -> tuple[bool |
     lines = index.lines(path)
     if lines is None:
         return None, line, None
-    if not wanted or line is None:
+    if not wanted:
+        return function_verdict(lines, line, frame.function)
+    if line is None:
         return None, line, None
     if 1 <= line <= len(lines) and lines[line - 1].strip() == wanted:
         return True, line, None
