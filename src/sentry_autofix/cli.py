@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--environment", action="append", metavar="ENV", help="count events in this environment only")
     poll.add_argument("--query", metavar="TERMS", help="extra Sentry search terms, e.g. 'release:1.2.0'")
     poll.add_argument("--no-claim", action="store_true", help="do not post an `in progress` comment on picked issues")
+    poll.add_argument(
+        "--source",
+        choices=["sentry", "cloudwatch", "rollbar", "datadog"],
+        help="where to look for errors (env SENTRY_AUTOFIX_SOURCE, default sentry); see docs/sources.md",
+    )
     poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
     poll.set_defaults(handler=_poll)
@@ -181,6 +186,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         sentry_org=getattr(args, "org", None),
         source_roots=getattr(args, "source_root", None),
         path_map=getattr(args, "path_map", None),
+        error_source=getattr(args, "source", None),
     )
 
 

@@ -13,14 +13,17 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from sentry_autofix.sources import ISSUE_REF, is_issue_ref
+
 MARKER_PREFIX = "sentry-autofix:issue"
 """What a GitHub search for marked bodies looks for (the tokens of the marker before the id)."""
-_MARKER = re.compile(r"<!--\s*sentry-autofix:issue=(\d{1,20})\s*-->")
+_MARKER = re.compile(rf"<!--\s*sentry-autofix:issue=({ISSUE_REF})\s*-->")
+"""Sentry's numeric ids, or `<source>-<id>` for the other error sources (sources.ISSUE_REF)."""
 
 
 def marker_for(issue_id: str) -> str:
-    if not issue_id.isdigit():
-        raise ValueError(f"the marker takes Sentry's numeric issue id, got {issue_id!r}")
+    if not is_issue_ref(issue_id):
+        raise ValueError(f"the marker takes a resolved issue id (numeric, or <source>-<id>), got {issue_id!r}")
     return f"<!-- sentry-autofix:issue={issue_id} -->"
 
 

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 from sentry_autofix.markers import CommentState, state_comment
 from sentry_autofix.models import ErrorEvent, FixResult, TriageReport
 from sentry_autofix.redact import redact_text
+from sentry_autofix.sources import ISSUE_REF
 
 BODY_LIMIT = 65_536
 """GitHub rejects issue/PR bodies longer than this (422 `body is too long`)."""
 _BODY_BUDGET = BODY_LIMIT - 2_000
 """Room kept for the truncation note, the marker and multi-byte surprises."""
 
-MARKER_RE = re.compile(r"<!--\s*sentry-autofix:issue=(\d+)\s*-->")
+MARKER_RE = re.compile(rf"<!--\s*sentry-autofix:issue=({ISSUE_REF})\s*-->")
 _MARKERISH = re.compile(r"sentry-autofix\s*:\s*issue", re.IGNORECASE)
 _MENTION = re.compile(r"@(?=[A-Za-z0-9_-])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

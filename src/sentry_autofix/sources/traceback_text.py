@@ -1151,6 +1151,17 @@ def load_traceback(path: Path | str) -> ErrorEvent:
 
 # --- grouping ------------------------------------------------------------------------------------
 
+_TRACE_HINT = re.compile(
+    r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception)\b|^\s*at \S|panic: |Fatal error|"
+    r"Unhandled [Ee]xception|Caused by: |goroutine \d+ \[|\.rb:\d+:in |Stack trace:",
+    re.M,
+)
+
+
+def might_be_trace(text: str) -> bool:
+    """Whether a log line could belong to a traceback (worth reading the lines around it)."""
+    return bool(_TRACE_HINT.search(text[:MAX_LINE]))
+
 
 def _frame_key(frame: StackFrame) -> str:
     name = (frame.abs_path or frame.filename or frame.module or "").replace("\\", "/").rsplit("/", 1)[-1]
