@@ -190,7 +190,10 @@ class CloudWatchSource:
             for stream, hits in by_stream.items():
                 for burst in _bursts(sorted(hits, key=lambda h: h.timestamp)):
                     events = parse_all("\n".join(h.message.rstrip("\n") for h in burst))
-                    complete = events and all(any(e.frames for e in ev.exceptions) for ev in events)
+                    # Single-line events are a container's stderr line by line: the traceback's other
+                    # lines were not matched, so read them; multi-line events hold whole tracebacks.
+                    multiline = any("\n" in h.message.strip() for h in burst)
+                    complete = multiline and events and all(any(e.frames for e in ev.exceptions) for ev in events)
                     if not complete and budget > 0 and any(might_be_trace(h.message) for h in burst):
                         budget -= 1
                         lines = self._context(group, stream, burst[0].timestamp, burst[-1].timestamp)

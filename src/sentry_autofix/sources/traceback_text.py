@@ -1152,7 +1152,7 @@ def load_traceback(path: Path | str) -> ErrorEvent:
 # --- grouping ------------------------------------------------------------------------------------
 
 _TRACE_HINT = re.compile(
-    r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception)\b|^\s*at \S|panic: |Fatal error|"
+    r"Traceback \(most recent call last\)|\b\w*(?:Error|Exception)\b|^\s*at \S|panic: |Fatal error|"
     r"Unhandled [Ee]xception|Caused by: |goroutine \d+ \[|\.rb:\d+:in |Stack trace:",
     re.M,
 )
