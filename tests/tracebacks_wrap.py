@@ -39,6 +39,32 @@ def cloudwatch_tail(text: str) -> str:
     )
 
 
+def aws_cli_json(text: str) -> str:
+    """`aws logs filter-log-events` (JSON output, the CLI's documented shape): one event per line
+    (empty lines are no CloudWatch events), messages JSON-escaped."""
+    lines = [line for line in _with_noise(_lines(text)) if line]
+    events = [
+        {
+            "logStreamName": "web/app/5b1c3e0f",
+            "timestamp": 1780000000000 + i,
+            "message": line,
+            "ingestionTime": 1780000000995 + i,
+            "eventId": f"{i:056d}",
+        }
+        for i, line in enumerate(lines)
+    ]
+    return json.dumps({"events": events}, indent=4)
+
+
+def aws_cli_text(text: str) -> str:
+    """`aws logs filter-log-events --output text`: EVENTS, eventId, ingestionTime, stream, message, timestamp."""
+    lines = [line for line in _with_noise(_lines(text)) if line]
+    return "\n".join(
+        f"EVENTS\t{i:056d}\t{1780000000995 + i}\tweb/app/5b1c3e0f\t{line}\t{1780000000000 + i}"
+        for i, line in enumerate(lines)
+    )
+
+
 def cloudwatch_lambda(text: str) -> str:
     """A Lambda function's `console.error(err.stack)` / `logging.exception`: one event, the request id and
     level after the timestamp, the rest of the traceback on the following lines without a prefix."""
@@ -127,6 +153,8 @@ def ansi(text: str) -> str:
 WRAPPERS: dict[str, Callable[[str], str]] = {
     "raw": raw,
     "cloudwatch_tail": cloudwatch_tail,
+    "aws_cli_json": aws_cli_json,
+    "aws_cli_text": aws_cli_text,
     "cloudwatch_lambda": cloudwatch_lambda,
     "cloudwatch_json": cloudwatch_json,
     "docker_timestamps": docker_timestamps,

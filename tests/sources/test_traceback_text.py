@@ -367,3 +367,32 @@ def test_clean_lines__slack_links_and_entities() -> None:
     lines = clean_lines("see <https://x.example/a|the logs>\n```  File &quot;a&quot; &lt;module&gt;```")
     assert lines[0] == "see the logs"
     assert "&lt;" not in " ".join(lines) and "<module>" in " ".join(lines)
+
+
+def test_parse__aws_cli_filter_log_events_json_and_text_output() -> None:
+    """`aws logs filter-log-events` as a user pastes it: the JSON document (the CLI's documented shape,
+    tests/fixtures/cloudwatch) with one event per line of a real trace, and `--output text` rows."""
+    doc = json.loads((RAW.parent.parent / "cloudwatch" / "filter_log_events_cli_example.json").read_text())
+    template = doc["events"][0]
+    lines = [line for line in (RAW / "go_nil_map.txt").read_text().split("\n") if line]
+    doc["events"] = [
+        {**template, "message": line, "timestamp": template["timestamp"] + i} for i, line in enumerate(lines)
+    ]
+    event = parse_traceback(json.dumps(doc, indent=4))
+    assert event.headline == "panic: assignment to entry in nil map"
+    assert crash(event) == ("/srv/app/releases/3/go/cart/cart.go", 30, "(*Cart).Annotate")
+    rows = "\n".join(
+        f"EVENTS\t{i:056d}\t1712567844822\tweb/app/1\t{line}\t1712567843827" for i, line in enumerate(lines)
+    )
+    assert crash(parse_traceback(rows)) == ("/srv/app/releases/3/go/cart/cart.go", 30, "(*Cart).Annotate")
+
+
+def test_parse_python__lambda_runtime_output_with_cr_and_no_break_spaces() -> None:
+    """AWS Lambda's Python runtime (awslambdaric's own log_error): `[ERROR] Type: msg` first, lines joined
+    by `\\r`, indentation in NO-BREAK SPACEs, no exception line at the end."""
+    text = (RAW / "python_lambda_runtime.txt").read_bytes().decode()
+    assert "\r" in text and "\xa0" in text, "the capture is the runtime's raw output"
+    event = parse_traceback(text)
+    assert event.headline == "ZeroDivisionError: division by zero"
+    frame = event.exceptions[0].frames[-1]
+    assert (frame.function, frame.context_line) == ("average_item_price", "return round(total / units, 2)")

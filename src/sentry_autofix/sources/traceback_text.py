@@ -105,6 +105,7 @@ _STACK_KEYS = (
     "error.stack",
     "err.stack",
 )
+_RECORD_LIST_KEYS = ("events", "logEvents", "data", "results", "hits", "records", "logs")
 _MESSAGE_KEYS = ("log", "message", "msg", "MESSAGE", "@message", "textPayload", "text", "body", "line", "@m")
 
 
@@ -161,6 +162,14 @@ def _json_lines(obj: Any) -> list[str] | None:
                 inner = _json_lines(value)
                 if inner is not None:
                     return inner
+        for key in _RECORD_LIST_KEYS:
+            # A listing of log records: `aws logs filter-log-events` / `get-log-events` output
+            # (`events`), a CloudWatch subscription payload (`logEvents`), a search API's `data`.
+            records = obj.get(key)
+            if isinstance(records, list) and records and isinstance(records[0], dict):
+                lines = [x for r in records[:50_000] for x in (_json_lines(r) or [])]
+                if lines:
+                    return lines
     return None
 
 
@@ -197,6 +206,10 @@ def clean_lines(text: str) -> list[str]:
                 return _strip_prefixes([sanitize(x) for x in lines])
     out: list[str] = []
     for line in text.split("\n"):
+        if line.startswith("EVENTS\t") and line.count("\t") >= 5:
+            # `aws logs filter-log-events --output text`: EVENTS, eventId, ingestionTime,
+            # logStreamName, message, timestamp (tab-separated; the message may hold tabs).
+            line = "\t".join(line.split("\t")[4:-1])
         expanded = _expand_line(line) if '{"' in line else None
         if expanded is not None:
             out.extend(expanded)
@@ -257,7 +270,7 @@ def _strip_prefixes(lines: list[str]) -> list[str]:
         for anchor in _ANCHORS:
             m = anchor.search(line)
             if m:
-                core = line[: m.start()].rstrip(" \t")
+                core = line[: m.start()].rstrip()  # indentation, even NO-BREAK SPACEs, is no prefix
                 if core:
                     shapes[_shape(core)] += 1
                 break
@@ -365,7 +378,8 @@ def _py_in_app(path: str) -> bool | None:
 
 
 def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
+    # Any whitespace: Lambda's Python runtime indents with NO-BREAK SPACEs (awslambdaric's log_error).
+    return len(line) - len(line.lstrip())
 
 
 def _py_block(lines: list[str], i: int) -> tuple[_Exc | None, int]:
