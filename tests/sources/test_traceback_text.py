@@ -396,3 +396,27 @@ def test_parse_python__lambda_runtime_output_with_cr_and_no_break_spaces() -> No
     assert event.headline == "ZeroDivisionError: division by zero"
     frame = event.exceptions[0].frames[-1]
     assert (frame.function, frame.context_line) == ("average_item_price", "return round(total / units, 2)")
+
+
+PATHOLOGICAL = [
+    "at " + "a " * 1999,
+    "at " + "x (" * 1333,
+    "at " + "a." * 1999 + "(",
+    "at a(" + ") in " * 790,
+    "a.rb:1:in `" + "'" * 3980,
+    "#0 " + "a(1): " * 660,
+    "PHP Fatal error:  Uncaught E: " + " in x:" * 660,
+    "a(" + "b" * 3990,
+    "a." * 1999 + ":",
+    "Error" * 800,
+    'File "' + '", line 1' * 400,
+]
+
+
+def test_parse__pathological_lines_are_parsed_in_linear_time() -> None:
+    """4.4 MB of lines built to make backtracking regexes quadratic (the kind that took 50 s per 200 lines
+    before anchors were matched only at keyword positions) parse as "no traceback"; a regression shows
+    as this test taking minutes (bench/traceback_parse_speed.py prints the figure)."""
+    text = "\n".join(line for line in PATHOLOGICAL for _ in range(100))
+    assert len(text) > 4_000_000
+    assert parse_all(text) == []

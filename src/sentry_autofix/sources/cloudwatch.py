@@ -189,7 +189,9 @@ class CloudWatchSource:
                 by_stream.setdefault(hit.stream, []).append(hit)
             for stream, hits in by_stream.items():
                 for burst in _bursts(sorted(hits, key=lambda h: h.timestamp)):
-                    events = parse_all("\n".join(h.message.rstrip("\n") for h in burst))
+                    # A burst can be thousands of matches: the newest MAX_BYTES of it are parsed.
+                    text = "\n".join(h.message.rstrip("\n") for h in burst)[-MAX_BYTES:]
+                    events = parse_all(text)
                     # Single-line events are a container's stderr line by line: the traceback's other
                     # lines were not matched, so read them; multi-line events hold whole tracebacks.
                     multiline = any("\n" in h.message.strip() for h in burst)

@@ -225,19 +225,62 @@ def clean_lines(text: str) -> list[str]:
 
 # --- per-line prefixes, learned from the frame lines ----------------------------------------
 
-_ANCHORS = (
-    re.compile(r'[ \t]*File "[^"\n]{1,1000}", line \d+'),
-    re.compile(r"[ \t]*(?:\+ )?(?:Exception Group )?Traceback \(most recent call last\):"),
-    re.compile(r"[ \t]*at (?:async )?[^\s(][^\t]*?:\d+:\d+\)?[ \t]*$"),
-    re.compile(
-        r"[ \t]*at [\w$./<>-]+\((?:[\w$.-]+\.(?:java|kt|kts|scala|groovy|clj):\d+|Native Method|Unknown Source)\)"
+_PREFIX_ROOM = 400
+"""A learned prefix (timestamp, stream, request id, level…) is at most this long."""
+_KEYWORD_ANCHORS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ('File "', re.compile(r'File "[^"\n]{1,1000}", line \d+')),
+    ("Traceback (most recent call last):", re.compile(r"Traceback \(most recent call last\):")),
+    ("at ", re.compile(r"at (?:async )?[^\s(][^\t]{0,2000}?:\d+:\d+\)?[ \t]*$")),
+    (
+        "at ",
+        re.compile(
+            r"at [\w$./<>-]{1,600}\((?:[\w$.-]{1,300}\.(?:java|kt|kts|scala|groovy|clj):\d+|Native Method"
+            r"|Unknown Source)\)"
+        ),
     ),
-    re.compile(r"[ \t]*at [^\t]+? in [^\t]+?:(?:line )?\d+[ \t]*$"),
-    re.compile(r"[ \t]*(?:from )?[^\s:]+\.(?:rb|rake|erb|ru):\d+:in [`']"),
-    re.compile(r"#\d+ (?:\S[^\n]*\(\d+\): |\[internal function\]|\{main\})"),
-    re.compile(r"\t\S+\.go:\d+(?: \+0x[0-9a-f]+)?[ \t]*$"),
-    re.compile(r"goroutine \d+ \["),
+    (
+        "at ",
+        re.compile(
+            r"at [^\t()]{1,600}\([^()\t]{0,1000}\)(?: \[0x[0-9a-fA-F]+\])? in [^\t]{1,1000}:(?:line )?\d+[ \t]*$"
+        ),
+    ),
+    ("#", re.compile(r"#\d+ (?:[^\n(]{1,1000}\(\d+\): |\[internal function\]|\{main\})")),
+    ("goroutine ", re.compile(r"goroutine \d+ \[")),
 )
+"""(keyword, frame pattern matched where the keyword starts): lines that begin a frame, the text
+before them being a prefix. Matched only at the first few keyword positions near the line's start:
+a search over the whole line would be quadratic on hostile input."""
+_RB_ANCHOR = re.compile(r"[^\s:]{1,1000}\.(?:rb|rake|erb|ru):\d+:in [`']")
+_GO_ANCHOR = re.compile(r"\S{1,1000}\.go:\d+(?: \+0x[0-9a-f]+)?[ \t]*$")
+_GROUP_HEAD = re.compile(r"(?:\+ )?(?:Exception Group )?$")
+
+
+def _anchor_start(line: str) -> int | None:
+    """Where a frame (or traceback header) starts in `line`, if the line is one."""
+    for keyword, pattern in _KEYWORD_ANCHORS:
+        pos = line.find(keyword, 0, _PREFIX_ROOM + len(keyword))
+        tries = 0
+        while pos >= 0 and tries < 3:
+            if pattern.match(line, pos):
+                if keyword.startswith("Traceback"):
+                    # `+ Exception Group Traceback`: the group marker belongs to the header.
+                    m = _GROUP_HEAD.search(line, 0, pos)
+                    pos = m.start() if m else pos
+                return pos
+            tries += 1
+            pos = line.find(keyword, pos + 1, _PREFIX_ROOM + len(keyword))
+    for keyword, pattern, sep in ((":in ", _RB_ANCHOR, " \t"), (".go:", _GO_ANCHOR, "\t")):
+        hit = line.find(keyword, 0, 1500)
+        if hit < 0:
+            continue
+        start = max(line.rfind(c, 0, hit) for c in sep) + 1
+        if start <= _PREFIX_ROOM and pattern.match(line, start):
+            if keyword == ":in " and line[max(0, start - 5) : start] == "from ":
+                start -= 5
+            return start
+    return None
+
+
 _TOKEN = re.compile(r"[0-9A-Za-z]+|[ \t]+|.", re.S)
 _HEXISH = re.compile(r"[0-9a-fA-F]{4,}")
 
@@ -267,13 +310,11 @@ def _strip_prefixes(lines: list[str]) -> list[str]:
     for line in lines:
         if len(shapes) > 64:
             break
-        for anchor in _ANCHORS:
-            m = anchor.search(line)
-            if m:
-                core = line[: m.start()].rstrip()  # indentation, even NO-BREAK SPACEs, is no prefix
-                if core:
-                    shapes[_shape(core)] += 1
-                break
+        start = _anchor_start(line)
+        if start:
+            core = line[:start].rstrip()  # indentation, even NO-BREAK SPACEs, is no prefix
+            if core:
+                shapes[_shape(core)] += 1
     if not shapes:
         return lines
     compiled = [re.compile(shape + r"(?![0-9A-Za-z])[ \t]?") for shape, _ in shapes.most_common(MAX_SHAPES)]
