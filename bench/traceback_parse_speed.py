@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from sentry_autofix.sources.traceback_text import parse_all  # noqa: E402
 from tests.sources.test_traceback_text import PATHOLOGICAL  # noqa: E402
 from tests.tracebacks_wrap import cloudwatch_tail  # noqa: E402
+
+from sentry_autofix.sources.traceback_text import parse_all  # noqa: E402
 
 
 def per_mb(text: str) -> float:
