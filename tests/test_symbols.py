@@ -84,3 +84,10 @@ def test_map_frame__context_line_still_decides_when_present(tmp_path: Path) -> N
     frame = StackFrame(abs_path="/srv/app/cart.py", lineno=2, function="total", context_line="return 2 / 0")
     mapped = map_frame(frame, WorkspaceIndex.scan(repo), MapOptions())
     assert mapped.verified is False
+
+
+def test_function_line__ruby_and_php_definitions() -> None:
+    ruby = ["class Cart", "  def self.average_price", "    total / units", "  end"]
+    assert function_line(ruby, 3, "Shop::Cart.average_price") == 2
+    php = ["final class Cart {", "    public function averagePrice(): int", "    {", "        return 1;"]
+    assert function_line(php, 4, "Shop\\Cart->averagePrice") == 2

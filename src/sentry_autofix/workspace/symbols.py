@@ -53,7 +53,7 @@ def function_line(lines: list[str], line: int | None, function: str | None) -> i
     if name is None or not lines:
         return None
     word = re.compile(
-        rf"(?:\b(?:def|func|function|fn|sub|class|async)\s+(?:\([^)]*\)\s*)?{re.escape(name)}\b"
+        rf"(?:\b(?:def|func|function|fn|sub|class|async)\s+(?:\([^)]*\)\s*|self\.)?{re.escape(name)}\b"
         rf"|(?<![\w$.]){re.escape(name)}\s*(?:\(|=\s*(?:async\s*)?(?:function|\()|:\s*(?:async\s*)?function))"
     )
     last = len(lines) if line is None else min(len(lines), max(1, line))
