@@ -38,7 +38,10 @@ SECRET_ENV = (
 @pytest.fixture(autouse=True)
 def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name in SECRET_ENV or name.startswith(("ACTIONS_", "GITHUB_", "SENTRY_AUTOFIX_", "INPUT_")):
+        # AWS_/DD_/ROLLBAR_: the CloudWatch, Datadog and Rollbar sources must never see real credentials.
+        if name in SECRET_ENV or name.startswith(
+            ("ACTIONS_", "GITHUB_", "SENTRY_AUTOFIX_", "INPUT_", "AWS_", "DD_", "ROLLBAR_")
+        ):
             monkeypatch.delenv(name, raising=False)
 
 

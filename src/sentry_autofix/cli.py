@@ -27,6 +27,14 @@ def _add_event_args(p: argparse.ArgumentParser) -> None:
         help="a Sentry event JSON (API 'latest event', ingestion/webhook shape) or a whole webhook body; "
         "'-' reads stdin",
     )
+    src.add_argument(
+        "--traceback",
+        metavar="FILE",
+        help="a stack trace as the program printed it ('-' reads stdin): Python, Node, Java/Kotlin, Go, Ruby, "
+        "PHP or .NET, raw or inside log lines (CloudWatch, Docker, journald), JSON log records or a Slack "
+        "message; the last traceback in the text is used. E.g. `docker logs web 2>&1 | tail -n 200 | "
+        "sentry-autofix triage --traceback -`",
+    )
     p.add_argument("--workspace", metavar="DIR", default=".", help="the checked-out repository (default: .)")
     p.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     p.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
@@ -121,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--environment", action="append", metavar="ENV", help="count events in this environment only")
     poll.add_argument("--query", metavar="TERMS", help="extra Sentry search terms, e.g. 'release:1.2.0'")
     poll.add_argument("--no-claim", action="store_true", help="do not post an `in progress` comment on picked issues")
+    poll.add_argument(
+        "--source",
+        choices=["sentry", "cloudwatch", "rollbar", "datadog"],
+        help="where to look for errors (env SENTRY_AUTOFIX_SOURCE, default sentry); see docs/sources.md",
+    )
     poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
     poll.set_defaults(handler=_poll)
@@ -173,6 +186,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         sentry_org=getattr(args, "org", None),
         source_roots=getattr(args, "source_root", None),
         path_map=getattr(args, "path_map", None),
+        error_source=getattr(args, "source", None),
     )
 
 

@@ -45,6 +45,9 @@ SECRET_READ_PATHS: tuple[str, ...] = (
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "openai": "gpt-4.1"}
 """Current Sonnet (claude-sonnet-4-5 reaches end-of-life on 2026-11-30, per the SDK's deprecation table)."""
+DEFAULT_CLOUDWATCH_PATTERN = '?Traceback ?Exception ?Error ?panic ?"Fatal error" ?FATAL ?Unhandled'
+"""CloudWatch filter pattern (case-sensitive terms, `?` = or) matching the first line of a traceback in
+every language sources/traceback_text.py parses."""
 RELAY_DEFAULT_ACTIONS = ("issue.created", "issue.unresolved", "event_alert.triggered", "error.created")
 """Webhooks the relay forwards unless SENTRY_AUTOFIX_RELAY_ACTIONS says otherwise (SPEC §8)."""
 
@@ -389,6 +392,76 @@ class Settings(BaseSettings):
     )
     """Optional; by default the App's installation is looked up per repository."""
 
+    # --- Error sources beyond Sentry (issue 12: sources/cloudwatch.py, rollbar.py, datadog.py) ----
+    error_source: Literal["sentry", "cloudwatch", "rollbar", "datadog"] = Field(
+        "sentry", validation_alias=_env("SENTRY_AUTOFIX_SOURCE", "error_source")
+    )
+    """Where `poll` looks for errors. `run` needs no setting: the issue id names its source
+    (`cloudwatch-…`, `rollbar-…`, `datadog-…`; a number is Sentry's)."""
+    source_timeout: float = Field(20.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_SOURCE_TIMEOUT", "source_timeout"))
+    """Seconds one Rollbar or Datadog API request may take."""
+    cloudwatch_log_groups: CommaList = Field(
+        default_factory=list, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_LOG_GROUPS", "cloudwatch_log_groups")
+    )
+    """Log group names or ARNs to scan (`poll --project` overrides); IAM: logs:FilterLogEvents on each."""
+    cloudwatch_filter_pattern: str = Field(
+        DEFAULT_CLOUDWATCH_PATTERN,
+        validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_FILTER_PATTERN", "cloudwatch_filter_pattern"),
+    )
+    """CloudWatch filter pattern selecting the lines that start or name an error; the lines around
+    each match are read too, so a traceback logged one line per event is assembled whole."""
+    cloudwatch_window_minutes: int = Field(
+        60, ge=1, le=20160, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_WINDOW", "cloudwatch_window_minutes")
+    )
+    """How far back to scan, in minutes (the seed's "errors in the last 60 minutes")."""
+    cloudwatch_region: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_REGION", "cloudwatch_region")
+    )
+    """AWS region; default: the standard chain (AWS_REGION, AWS_DEFAULT_REGION, the profile's)."""
+    cloudwatch_profile: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_PROFILE", "cloudwatch_profile")
+    )
+    """Named AWS profile; default: the standard chain (AWS_PROFILE, env keys, web identity / OIDC role)."""
+    cloudwatch_endpoint_url: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_ENDPOINT_URL", "cloudwatch_endpoint_url")
+    )
+    """Another CloudWatch Logs endpoint (a VPC endpoint, LocalStack)."""
+    cloudwatch_max_pages: int = Field(
+        10, ge=1, le=100, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_MAX_PAGES", "cloudwatch_max_pages")
+    )
+    """FilterLogEvents pages (nextToken) read per log group for the matching lines."""
+    cloudwatch_context_fetches: int = Field(
+        20, ge=0, le=200, validation_alias=_env("SENTRY_AUTOFIX_CLOUDWATCH_CONTEXT", "cloudwatch_context_fetches")
+    )
+    """Most extra FilterLogEvents calls per scan that read the lines around a match (one per burst
+    of matches in a stream); 0 uses the matching lines alone."""
+    rollbar_access_token: SecretStr | None = Field(
+        None, validation_alias=_env("ROLLBAR_ACCESS_TOKEN", "rollbar_access_token")
+    )
+    """Rollbar project access token with the `read` scope (`write` to comment back)."""
+    rollbar_url: str = Field("https://api.rollbar.com", validation_alias=_env("ROLLBAR_URL", "rollbar_url"))
+    """Rollbar API base URL."""
+    rollbar_environment: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_ROLLBAR_ENVIRONMENT", "rollbar_environment")
+    )
+    """Only list items of this Rollbar environment (e.g. `production`); empty: all."""
+    datadog_api_key: SecretStr | None = Field(None, validation_alias=_env("DD_API_KEY", "datadog_api_key"))
+    """Datadog API key."""
+    datadog_app_key: SecretStr | None = Field(None, validation_alias=_env("DD_APP_KEY", "datadog_app_key"))
+    """Datadog application key; scopes error_tracking_read and logs_read_data (events_write to annotate)."""
+    datadog_site: str = Field("datadoghq.com", validation_alias=_env("DD_SITE", "datadog_site"))
+    """Datadog site: datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, …"""
+    datadog_url: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_DATADOG_URL", "datadog_url"))
+    """Full API base URL, overriding DD_SITE (a proxy)."""
+    datadog_query: str = Field("", validation_alias=_env("SENTRY_AUTOFIX_DATADOG_QUERY", "datadog_query"))
+    """Extra Error Tracking search terms, e.g. `service:orders env:prod`."""
+    datadog_track: Literal["trace", "logs", "rum"] = Field(
+        "trace", validation_alias=_env("SENTRY_AUTOFIX_DATADOG_TRACK", "datadog_track")
+    )
+    """Error Tracking track to search: APM traces, logs or RUM."""
+
+    _split_source_lists = field_validator("cloudwatch_log_groups", mode="before")(_split)
+    # --- end of the sources block ----------------------------------------------------------------
     _split_relay_lists = field_validator("relay_routes", "relay_actions", "relay_levels", mode="before")(_split)
 
     _split_lists = field_validator(
@@ -439,6 +512,9 @@ class Settings(BaseSettings):
             self.discord_webhook_url,
             self.sentry_webhook_secret,
             self.github_app_private_key,
+            self.rollbar_access_token,
+            self.datadog_api_key,
+            self.datadog_app_key,
         ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

@@ -13,15 +13,17 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from sentry_autofix.sources import ISSUE_REF, is_issue_ref
+
 MARKER_PREFIX = "sentry-autofix:issue"
 """What a GitHub search for marked bodies looks for (the tokens of the marker before the id)."""
-_MARKER_LINE = re.compile(r" {0,3}<!--[ \t]*sentry-autofix:issue=(\d{1,20})[ \t]*-->\s*")
+_MARKER_LINE = re.compile(rf" {{0,3}}<!--[ \t]*sentry-autofix:issue=({ISSUE_REF})[ \t]*-->\s*")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 
 
 def marker_for(issue_id: str) -> str:
-    if not issue_id.isdigit():
-        raise ValueError(f"the marker takes Sentry's numeric issue id, got {issue_id!r}")
+    if not is_issue_ref(issue_id):
+        raise ValueError(f"the marker takes a resolved issue id (numeric, or <source>-<id>), got {issue_id!r}")
     return f"<!-- sentry-autofix:issue={issue_id} -->"
 
 

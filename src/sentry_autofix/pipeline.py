@@ -25,6 +25,7 @@ from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome,
 from sentry_autofix.notify import Notification, NotificationKind, Notifier, notify_all
 from sentry_autofix.sources import ErrorSource
 from sentry_autofix.sources.sentry_event import load_document
+from sentry_autofix.sources.traceback_text import load_traceback
 from sentry_autofix.triage import build_triage, render_markdown, to_json
 from sentry_autofix.workspace import branch as git_branch
 from sentry_autofix.workspace.testrunner import executor_for
@@ -40,7 +41,9 @@ def resolve_workspace(raw: str | None) -> Path:
 
 
 def fetch_event(args: argparse.Namespace, settings: Settings, source: ErrorSource | None) -> ErrorEvent:
-    """The event to work on: from `--event-file` offline, or from Sentry by `--issue`."""
+    """The event to work on: from `--event-file` or `--traceback` offline, or from Sentry by `--issue`."""
+    if getattr(args, "traceback", None):
+        return load_traceback(args.traceback)
     if getattr(args, "event_file", None):
         doc = load_document(args.event_file)
         if doc.event is not None:

@@ -50,6 +50,7 @@ from sentry_autofix.markers import (
     state_comment,
 )
 from sentry_autofix.models import IssueInfo
+from sentry_autofix.sources import build_source, is_issue_ref
 from sentry_autofix.sources.sentry import SentryComment
 
 log = logging.getLogger(__name__)
@@ -381,8 +382,8 @@ def select_issues(
         seen.add(issue.id)
         result.scanned += 1
         reason = _filter_reason(issue, filters)
-        if reason is None and not issue.id.isdigit():
-            reason = "issue id is not numeric"
+        if reason is None and not is_issue_ref(issue.id):
+            reason = "issue id is neither numeric nor <source>-<id>"
         if reason is None and issue.id in open_ids:
             item = open_ids[issue.id]
             reason = f"open {'pull request' if item.kind == 'pr' else 'issue'} #{item.number}"
@@ -597,16 +598,15 @@ def poll_command(
         claim=False if args.no_claim else None,
     )
     if source is None:
-        from sentry_autofix.sources.sentry import SentryClient
-
-        source = SentryClient(settings)
-    if not source.org:
-        raise ConfigError("poll needs the Sentry organization: set SENTRY_ORG")
+        # SENTRY_AUTOFIX_SOURCE (or --source) picks the module; every one lists issues the same way.
+        source = build_source(settings)  # type: ignore[assignment]
+        assert source is not None
     if github is None:
         github = make_github(settings)
     if args.dispatch and github is None:
         raise ConfigError("--dispatch needs GITHUB_TOKEN and GITHUB_REPOSITORY")
-    print(f"sentry-autofix: polling Sentry: {filters.sentry_query()} (period {filters.period})", file=sys.stderr)
+    where = getattr(source, "name", "sentry")
+    print(f"sentry-autofix: polling {where}: {filters.sentry_query()} (period {filters.period})", file=sys.stderr)
     result = select_issues(source, github, filters, run_link=run_link(settings))
     for skip in result.skipped:
         print(

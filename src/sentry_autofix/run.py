@@ -146,10 +146,13 @@ def build_fixer(settings: Settings) -> Fixer | None:
     return AgentFixer(build_llm(settings))
 
 
-def build_source(settings: Settings) -> ErrorSource:
-    from sentry_autofix.sources.sentry import SentryClient  # lead's module; imported lazily
+def build_source(settings: Settings, issue_ref: str | None = None) -> ErrorSource:
+    """The issue's own source (`cloudwatch-…`, `rollbar-…`, `datadog-…`; a number is Sentry's), or
+    SENTRY_AUTOFIX_SOURCE for a scheduled poll."""
+    from sentry_autofix.sources import build_source as build
+    from sentry_autofix.sources import source_of
 
-    return SentryClient(settings)
+    return build(settings, source_of(issue_ref)[0] if issue_ref else None)
 
 
 def build_locator() -> Locator:
@@ -195,7 +198,7 @@ def run_command(
             return finish(follow_lifecycle(issue_ref, action, settings, runner), runner)
         workspace = Path(getattr(args, "workspace", None) or settings.github_workspace or ".").resolve()
         collaborators = Collaborators(
-            source=build_source(settings),
+            source=build_source(settings, issue_ref),
             host=None if settings.dry_run else build_host(settings),
             locate=build_locator(),
             fixer=fixer_factory(settings) if settings.mode == "fix" else None,

@@ -44,6 +44,8 @@ class SentryComment:
 class SentryClient:
     """Implements `sources.ErrorSource` against the Sentry API."""
 
+    name = "sentry"
+
     def __init__(
         self,
         settings: Settings,

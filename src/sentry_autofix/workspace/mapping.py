@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from sentry_autofix.errors import GuardViolation
 from sentry_autofix.models import ErrorEvent, MappedFrame, StackFrame
 from sentry_autofix.workspace.guard import PathGuard
+from sentry_autofix.workspace.symbols import function_verdict
 
 VENDOR_PARTS = frozenset(
     {
@@ -169,7 +170,9 @@ def _verify(index: WorkspaceIndex, path: str, frame: StackFrame) -> tuple[bool |
     lines = index.lines(path)
     if lines is None:
         return None, line, None
-    if not wanted or line is None:
+    if not wanted:
+        return function_verdict(lines, line, frame.function)
+    if line is None:
         return None, line, None
     if 1 <= line <= len(lines) and lines[line - 1].strip() == wanted:
         return True, line, None
