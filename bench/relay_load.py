@@ -65,6 +65,24 @@ def bare_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"OK"]
 
 
+def serve_bare_waitress(port: int, threads: int, workers: int) -> None:
+    """The bare app on exactly the relay's waitress set-up: same socket, tuning and supervisor."""
+    from sentry_autofix.relay.server import Supervisor, listen, waitress_server
+
+    sock = listen("127.0.0.1", port)
+
+    def worker() -> int:
+        server = waitress_server(bare_app, sock, threads=threads)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        server.run()
+        return 0
+
+    if workers <= 1:
+        worker()
+    else:
+        Supervisor(workers, worker).run()
+
+
 def bare_command(py: str, server: str, port: int, threads: int, workers: int) -> list[str]:
     if server == "gunicorn":
         return [
@@ -86,12 +104,12 @@ def bare_command(py: str, server: str, port: int, threads: int, workers: int) ->
     return [
         py,
         "-c",
-        "import sys; sys.path.insert(0, sys.argv[1]); import relay_load, waitress; "
-        "waitress.serve(relay_load.bare_app, host='127.0.0.1', port=int(sys.argv[2]), "
-        "threads=int(sys.argv[3]), _quiet=True)",
+        "import sys; sys.path.insert(0, sys.argv[1]); import relay_load; "
+        "relay_load.serve_bare_waitress(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))",
         str(Path(__file__).parent),
         str(port),
         str(threads),
+        str(workers),
     ]
 
 
@@ -115,9 +133,12 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 def make_bodies(n: int) -> list[tuple[str, bytes]]:
     """Distinct issue.created webhooks, compact JSON as Sentry sends them, each with its signature."""
     doc = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    # Fresh issue times: the relay ignores fix-starting webhooks older than its replay window.
+    seen = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
     out = []
     for i in range(n):
         issue = doc["data"]["issue"]
+        issue["firstSeen"] = issue["lastSeen"] = seen
         issue["id"] = str(7_000_000_000 + i)
         issue["shortId"] = f"PYTHON-{i:X}"
         body = json.dumps(doc, separators=(",", ":")).encode()
@@ -282,7 +303,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="gunicorn")
+    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
     ap.add_argument("--workers", type=int, default=4, help="worker processes (gunicorn)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: 1 gunicorn, 8 waitress)")
     ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
@@ -394,7 +415,7 @@ def main() -> int:
 
     print(
         f"client={client} connections={args.connections} server={args.server} "
-        + (f"workers={args.workers} " if args.server == "gunicorn" else "")
+        + f"workers={args.workers} "
         + f"threads={args.threads} "
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )
