@@ -69,7 +69,9 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
-def test_dispatchers__each_row_once_when_github_outlasts_the_lease(open_store: OpenStore, fake_github: FakeGitHub) -> None:
+def test_dispatchers__each_row_once_when_github_outlasts_the_lease(
+    open_store: OpenStore, fake_github: FakeGitHub
+) -> None:
     """The double-dispatch defect, scaled down: batches of 10 at 0.12 s per GitHub answer outlast a
     0.6 s lease, so other workers re-claim their tail. Before the fix those rows went out twice."""
     issues = _fill(open_store(), 45)
