@@ -41,7 +41,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +266,69 @@ def run_python_client(port: int, bodies: list[tuple[str, bytes]], duration: int,
     }
 
 
+def slow_client_probe(port: int, bodies: list[tuple[str, bytes]], n: int, webhooks: int = 48) -> dict[str, float]:
+    """Slowloris on loopback: `n` connections dribble a request's headers a byte every 0.3 s and
+    `n` connect and say nothing; meanwhile 8 threads send `webhooks` well-behaved webhooks, each
+    with Sentry's 1 s timeout. Bounded: every socket is closed at the end."""
+    head = b"POST /webhooks/sentry HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+    socks = []
+    for _ in range(2 * n):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    stop_flag = threading.Event()
+
+    def dribble() -> None:
+        position = 0
+        while not stop_flag.wait(0.3):
+            for s in socks[:n]:
+                try:
+                    s.send(head[position % len(head) : position % len(head) + 1])
+                except OSError:
+                    pass
+            position += 1
+
+    thread = threading.Thread(target=dribble, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+
+    def send(item: tuple[str, bytes]) -> float:
+        sig, body = item
+        started = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            conn.request(
+                "POST",
+                PATH,
+                body,
+                {"Content-Type": "application/json", "Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": sig},
+            )
+            ok = 200 <= conn.getresponse().status < 300
+            conn.close()
+        except OSError:
+            ok = False
+        elapsed = time.monotonic() - started
+        return elapsed if ok and elapsed <= 1.0 else float("inf")
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            times = list(pool.map(send, bodies[-webhooks:]))
+    finally:
+        stop_flag.set()
+        thread.join(5)
+        for s in socks:
+            s.close()
+    answered = [t for t in times if t != float("inf")]
+    return {
+        "sent": float(webhooks),
+        "within_1s": float(len(answered)),
+        "max_ms": max(times) * 1000 if answered and len(answered) == webhooks else float("inf"),
+        "requests": float(webhooks),
+        "non2xx": float(webhooks - len(answered)),
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children (gunicorn workers), from /proc (Linux)."""
     total = 0.0
@@ -310,6 +375,13 @@ def main() -> int:
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument(
+        "--slow-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also probe the relay with N connections sending a byte every 0.3 s and N idle ones (0: off)",
+    )
+    ap.add_argument(
         "--baseline",
         metavar="SRC",
         help="also measure the relay from another checkout's src/ (e.g. the previous release) in the same rounds",
@@ -354,7 +426,7 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     stored_total = 0
 
-    def run_relay(rnd: int, kind: str) -> dict[str, float]:
+    def run_relay(rnd: int, kind: str, probe: Any = None) -> dict[str, float]:
         db = tmp / f"{kind}-{rnd}.sqlite3"
         port = free_port()
         env = {
@@ -381,11 +453,12 @@ def main() -> int:
             )
             try:
                 wait_port(port)
-                r = measured(relay, load, port)
+                r = probe(port) if probe is not None else measured(relay, load, port)
             finally:
                 stop(relay)
         with sqlite3.connect(db) as conn:
             r["stored"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        conn.close()
         return r
 
     try:
@@ -406,9 +479,20 @@ def main() -> int:
                     results["bare"].append(measured(bare, load, port))
                 finally:
                     stop(bare)
+        if args.slow_clients:
+            slow = run_relay(0, "slow", probe=lambda port: slow_client_probe(port, bodies, args.slow_clients))
     finally:
         gh.send_signal(signal.SIGTERM)
         gh.wait(10)
+
+    if args.slow_clients:
+        print(
+            f"slow clients: {args.slow_clients} dribbling + {args.slow_clients} idle connections; "
+            f"well-behaved webhooks answered 2xx within 1 s: {slow['within_1s']:.0f} of {slow['sent']:.0f}"
+            + (f" (slowest {slow['max_ms']:.0f} ms)" if slow["within_1s"] == slow["sent"] else "")
+        )
+    if not args.rounds:
+        return 0
 
     def med(kind: str, key: str) -> float:
         return statistics.median(x[key] for x in results[kind])
