@@ -64,22 +64,16 @@ class Relay:
         self._limits = Limits(config.dedup_window, config.rate_limit, config.rate_window)
         self.started_at = clock()
         self._store_errors = ErrorThrottle("webhook.error", "webhook could not be stored")
-        self._write_failed = False
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """One webhook delivery → (HTTP status, JSON body). Never raises."""
         try:
-            answer = self._handle(headers, body)
+            return self._handle(headers, body)
         except Exception as exc:  # the relay logs and keeps serving (STYLE: errors at the edges)
             self.counters.inc("errors")
             # Bounded: under a full disk every webhook fails alike; one traceback, then a line a minute.
-            self._write_failed = True
             self._store_errors.failed(exc)
             return 503, {"status": "error", "error": "could not store the webhook; retry"}
-        if self._write_failed and answer[0] == 202:
-            self._write_failed = False
-            self._store_errors.recovered()
-        return answer
 
     def _handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         self.counters.inc("received")
@@ -146,6 +140,8 @@ class Relay:
             now=now,
             limits=self._limits,
         )
+        if self._store_errors.failing:
+            self._store_errors.recovered()
         self.counters.inc(result.status.replace("-", "_"))
         log.info(
             "webhook " + result.status,
@@ -189,8 +185,8 @@ class Relay:
     def health(self) -> tuple[int, dict[str, Any]]:
         """Config status, counters and outbox state. Never a secret, a token or a route target.
 
-        `degraded` (503) when the store cannot take a write right now (a real write is tried:
-        a read alone passes on a full disk or a read-only file) or the last webhook failed to store.
+        `degraded` (503) when the store cannot take a write right now: a real write is tried,
+        since a read alone passes on a full disk or a read-only file.
         """
         now = self._clock()
         body: dict[str, Any] = {
@@ -206,10 +202,6 @@ class Relay:
         except Exception as exc:
             body["status"] = "degraded"
             body["outbox"] = {"error": type(exc).__name__, "detail": str(exc)[:300]}
-            return 503, body
-        if self._write_failed:
-            body["status"] = "degraded"
-            body["outbox"]["error"] = "the last webhook could not be stored"
             return 503, body
         return 200, body
 

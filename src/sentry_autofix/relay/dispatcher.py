@@ -71,6 +71,11 @@ class ErrorThrottle:
         self._suppressed = 0
         self._last = 0.0
 
+    @property
+    def failing(self) -> bool:
+        """Unlocked read for hot paths: call `recovered()` only when this says so."""
+        return self._failing
+
     def failed(self, exc: BaseException, **fields: Any) -> None:
         now = self._clock()
         with self._lock:
