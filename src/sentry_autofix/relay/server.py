@@ -274,12 +274,18 @@ class Supervisor:
             self._spawn()
 
     def _spawn(self) -> None:
+        # Signals wait until the child has dropped the supervisor's handlers: a SIGTERM landing in
+        # between would otherwise run them in the child, against its siblings.
+        stopping = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the supervisor's code
             code = 1
             try:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+                self._children.clear()
+                for sig in stopping:
                     signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 code = self._worker()
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 0
@@ -289,6 +295,7 @@ class Supervisor:
                 flush_logs()
                 os._exit(code)
         self._children[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._stopping:
