@@ -352,11 +352,11 @@ class Settings(BaseSettings):
     relay_server: Literal["waitress", "gunicorn"] = Field(
         "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
     )
-    """WSGI server: waitress (threads, the `relay` extra) or gunicorn (worker processes × threads)."""
+    """WSGI server: waitress (slow clients cannot starve it) or gunicorn (only behind a buffering proxy)."""
     relay_workers: int = Field(2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers"))
-    """Worker processes (gunicorn); they share the SQLite outbox."""
+    """Worker processes; they share the listening port and the outbox."""
     relay_threads: int = Field(8, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_THREADS", "relay_threads"))
-    """Worker threads (waitress), or threads per worker process (gunicorn)."""
+    """Threads per worker process."""
     relay_log_format: Literal["json", "text"] = Field(
         "json", validation_alias=_env("SENTRY_AUTOFIX_RELAY_LOG_FORMAT", "relay_log_format")
     )
