@@ -28,9 +28,12 @@ def find_bindir() -> Path | None:
     override = os.environ.get("SENTRY_AUTOFIX_TEST_PG_BINDIR")
     if override:
         return Path(override)
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name or 0)
-    )
+
+    def version(path: str) -> tuple[int, ...]:
+        name = Path(path).parent.parent.name  # /usr/lib/postgresql/<15 or 9.6>/bin/initdb
+        return tuple(int(part) for part in name.split(".") if part.isdigit())
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
