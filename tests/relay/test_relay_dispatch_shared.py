@@ -120,8 +120,10 @@ def test_dispatchers__all_pause_after_a_rate_limit_answer(
     attempts = fake_github.state.attempts
     refused_at = next(t for t, s in attempts if s == status)
     during = [t for t, _ in attempts if refused_at < t < refused_at + 1.0]
-    # Requests already on the wire when the pause began may still land: at most one per other worker.
-    assert len(during) <= 2, during
+    # Each other worker may still have one request on the wire and one that passed its `hold` just
+    # before the pause was committed: at most 2 × 2. Without the shared pause, the other 11 rows
+    # all went out inside this second.
+    assert len(during) <= 4, during
     assert sorted(_issues_sent(fake_github)) == sorted(issues)
     assert max(_issues_sent(fake_github).values()) == 1
 
