@@ -301,7 +301,8 @@ class PostgresStore:
     def next_due(self) -> float | None:
         with self._db() as conn:
             row = conn.execute(
-                "SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM sentry_autofix_outbox WHERE state = 'pending'"
+                "SELECT next_attempt_at FROM sentry_autofix_outbox WHERE state = 'pending' AND lease_until = 0"
+                " ORDER BY next_attempt_at LIMIT 1"
             ).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
