@@ -1,9 +1,9 @@
 """Relay load test on loopback: signed + stored webhooks per second, p50/p99, against a bare app.
 
-Both servers run on the same WSGI server with the same workers and threads (default: gunicorn,
-4 workers x 1 thread, the documented deployment; `--server waitress` for one process), started
-the same way, measured by the same load generator in the same run, so the ratio is what the relay
-costs:
+Both apps run on the same server set-up with the same workers and threads (default: waitress,
+2 worker processes x 8 threads, the default of `relay serve` and the Docker image; `--server
+gunicorn` for comparison), started the same way, measured by the same load generator in the same
+run, so the ratio is what the relay costs:
 
 * **bare**  — a WSGI app that reads the body and answers `200 OK` (the ceiling of the server);
 * **relay** — `sentry-autofix relay serve` (the real CLI), every request a distinct, correctly
@@ -14,7 +14,8 @@ costs:
 Load generator: `wrk` (Debian package) when it is on PATH, else a Python keep-alive client in
 worker processes. Usage:
 
-    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--workers 4] [--threads 1] [--rounds 2]
+    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--workers 2] [--threads 8] [--rounds 2]
+    .venv/bin/python bench/relay_load.py --rounds 0 --slow-clients 200       # the slow-client probe alone
     .venv/bin/python bench/relay_load.py --baseline /path/to/other/checkout/src   # before/after
 
 `--baseline` adds a third server per round: the relay from another checkout, alternated with the
@@ -369,7 +370,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
-    ap.add_argument("--workers", type=int, default=4, help="worker processes (gunicorn)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2, as `relay serve`)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: 1 gunicorn, 8 waitress)")
     ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
     ap.add_argument("--bodies", type=int, default=2000)
