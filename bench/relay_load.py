@@ -1,9 +1,9 @@
 """Relay load test on loopback: signed + stored webhooks per second, p50/p99, against a bare app.
 
-Both servers run on the same WSGI server with the same workers and threads (default: gunicorn,
-4 workers x 1 thread, the documented deployment; `--server waitress` for one process), started
-the same way, measured by the same load generator in the same run, so the ratio is what the relay
-costs:
+Both apps run on the same server set-up with the same workers and threads (default: waitress,
+2 worker processes x 8 threads, the default of `relay serve` and the Docker image; `--server
+gunicorn` for comparison), started the same way, measured by the same load generator in the same
+run, so the ratio is what the relay costs:
 
 * **bare**  — a WSGI app that reads the body and answers `200 OK` (the ceiling of the server);
 * **relay** — `sentry-autofix relay serve` (the real CLI), every request a distinct, correctly
@@ -14,7 +14,8 @@ costs:
 Load generator: `wrk` (Debian package) when it is on PATH, else a Python keep-alive client in
 worker processes. Usage:
 
-    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--workers 4] [--threads 1] [--rounds 2]
+    .venv/bin/python bench/relay_load.py [--duration 10] [--connections 16] [--workers 2] [--threads 8] [--rounds 2]
+    .venv/bin/python bench/relay_load.py --rounds 0 --slow-clients 200       # the slow-client probe alone
     .venv/bin/python bench/relay_load.py --baseline /path/to/other/checkout/src   # before/after
 
 `--baseline` adds a third server per round: the relay from another checkout, alternated with the
@@ -41,7 +42,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,24 @@ def bare_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"OK"]
 
 
+def serve_bare_waitress(port: int, threads: int, workers: int) -> None:
+    """The bare app on exactly the relay's waitress set-up: same socket, tuning and supervisor."""
+    from sentry_autofix.relay.server import Supervisor, listen, waitress_server
+
+    sock = listen("127.0.0.1", port)
+
+    def worker() -> int:
+        server = waitress_server(bare_app, sock, threads=threads)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        server.run()
+        return 0
+
+    if workers <= 1:
+        worker()
+    else:
+        Supervisor(workers, worker).run()
+
+
 def bare_command(py: str, server: str, port: int, threads: int, workers: int) -> list[str]:
     if server == "gunicorn":
         return [
@@ -86,12 +107,12 @@ def bare_command(py: str, server: str, port: int, threads: int, workers: int) ->
     return [
         py,
         "-c",
-        "import sys; sys.path.insert(0, sys.argv[1]); import relay_load, waitress; "
-        "waitress.serve(relay_load.bare_app, host='127.0.0.1', port=int(sys.argv[2]), "
-        "threads=int(sys.argv[3]), _quiet=True)",
+        "import sys; sys.path.insert(0, sys.argv[1]); import relay_load; "
+        "relay_load.serve_bare_waitress(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))",
         str(Path(__file__).parent),
         str(port),
         str(threads),
+        str(workers),
     ]
 
 
@@ -115,9 +136,12 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 def make_bodies(n: int) -> list[tuple[str, bytes]]:
     """Distinct issue.created webhooks, compact JSON as Sentry sends them, each with its signature."""
     doc = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    # Fresh issue times: the relay ignores fix-starting webhooks older than its replay window.
+    seen = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
     out = []
     for i in range(n):
         issue = doc["data"]["issue"]
+        issue["firstSeen"] = issue["lastSeen"] = seen
         issue["id"] = str(7_000_000_000 + i)
         issue["shortId"] = f"PYTHON-{i:X}"
         body = json.dumps(doc, separators=(",", ":")).encode()
@@ -243,6 +267,69 @@ def run_python_client(port: int, bodies: list[tuple[str, bytes]], duration: int,
     }
 
 
+def slow_client_probe(port: int, bodies: list[tuple[str, bytes]], n: int, webhooks: int = 48) -> dict[str, float]:
+    """Slowloris on loopback: `n` connections dribble a request's headers a byte every 0.3 s and
+    `n` connect and say nothing; meanwhile 8 threads send `webhooks` well-behaved webhooks, each
+    with Sentry's 1 s timeout. Bounded: every socket is closed at the end."""
+    head = b"POST /webhooks/sentry HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+    socks = []
+    for _ in range(2 * n):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    stop_flag = threading.Event()
+
+    def dribble() -> None:
+        position = 0
+        while not stop_flag.wait(0.3):
+            for s in socks[:n]:
+                try:
+                    s.send(head[position % len(head) : position % len(head) + 1])
+                except OSError:
+                    pass
+            position += 1
+
+    thread = threading.Thread(target=dribble, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+
+    def send(item: tuple[str, bytes]) -> float:
+        sig, body = item
+        started = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            conn.request(
+                "POST",
+                PATH,
+                body,
+                {"Content-Type": "application/json", "Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": sig},
+            )
+            ok = 200 <= conn.getresponse().status < 300
+            conn.close()
+        except OSError:
+            ok = False
+        elapsed = time.monotonic() - started
+        return elapsed if ok and elapsed <= 1.0 else float("inf")
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            times = list(pool.map(send, bodies[-webhooks:]))
+    finally:
+        stop_flag.set()
+        thread.join(5)
+        for s in socks:
+            s.close()
+    answered = [t for t in times if t != float("inf")]
+    return {
+        "sent": float(webhooks),
+        "within_1s": float(len(answered)),
+        "max_ms": max(times) * 1000 if answered and len(answered) == webhooks else float("inf"),
+        "requests": float(webhooks),
+        "non2xx": float(webhooks - len(answered)),
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children (gunicorn workers), from /proc (Linux)."""
     total = 0.0
@@ -282,12 +369,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="gunicorn")
-    ap.add_argument("--workers", type=int, default=4, help="worker processes (gunicorn)")
+    ap.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2, as `relay serve`)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: 1 gunicorn, 8 waitress)")
     ap.add_argument("--rounds", type=int, default=2, help="bare/relay pairs, alternated; the median is reported")
     ap.add_argument("--bodies", type=int, default=2000)
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument(
+        "--slow-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also probe the relay with N connections sending a byte every 0.3 s and N idle ones (0: off)",
+    )
     ap.add_argument(
         "--baseline",
         metavar="SRC",
@@ -333,7 +427,7 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     stored_total = 0
 
-    def run_relay(rnd: int, kind: str) -> dict[str, float]:
+    def run_relay(rnd: int, kind: str, probe: Any = None) -> dict[str, float]:
         db = tmp / f"{kind}-{rnd}.sqlite3"
         port = free_port()
         env = {
@@ -360,11 +454,12 @@ def main() -> int:
             )
             try:
                 wait_port(port)
-                r = measured(relay, load, port)
+                r = probe(port) if probe is not None else measured(relay, load, port)
             finally:
                 stop(relay)
         with sqlite3.connect(db) as conn:
             r["stored"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        conn.close()
         return r
 
     try:
@@ -385,16 +480,27 @@ def main() -> int:
                     results["bare"].append(measured(bare, load, port))
                 finally:
                     stop(bare)
+        if args.slow_clients:
+            slow = run_relay(0, "slow", probe=lambda port: slow_client_probe(port, bodies, args.slow_clients))
     finally:
         gh.send_signal(signal.SIGTERM)
         gh.wait(10)
+
+    if args.slow_clients:
+        print(
+            f"slow clients: {args.slow_clients} dribbling + {args.slow_clients} idle connections; "
+            f"well-behaved webhooks answered 2xx within 1 s: {slow['within_1s']:.0f} of {slow['sent']:.0f}"
+            + (f" (slowest {slow['max_ms']:.0f} ms)" if slow["within_1s"] == slow["sent"] else "")
+        )
+    if not args.rounds:
+        return 0
 
     def med(kind: str, key: str) -> float:
         return statistics.median(x[key] for x in results[kind])
 
     print(
         f"client={client} connections={args.connections} server={args.server} "
-        + (f"workers={args.workers} " if args.server == "gunicorn" else "")
+        + f"workers={args.workers} "
         + f"threads={args.threads} "
         f"duration={args.duration}s rounds={args.rounds} cpus={os.cpu_count()}"
     )

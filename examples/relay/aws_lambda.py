@@ -7,8 +7,8 @@ retry and backoff as `relay serve`. Dispatches therefore leave within about a mi
 
 Settings come from the function's environment, as for `relay serve`. The outbox must outlive the
 instance: mount EFS and set SENTRY_AUTOFIX_RELAY_DB=/mnt/relay/relay.sqlite3, with reserved
-concurrency 1 (SQLite's WAL wants one host at a time); for more, put the OutboxStore on a shared
-database (see the README, "The relay").
+concurrency 1 (SQLite's WAL wants one host at a time); for more, use PostgreSQL
+(SENTRY_AUTOFIX_RELAY_DB=postgresql://…, docs/relay.md).
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
     relay_serve = relay_sub.add_parser(
         "serve",
-        help="serve POST /webhooks/sentry and GET /health (waitress, threads; SIGTERM stops gracefully)",
+        help="serve POST /webhooks/sentry and GET /health (waitress worker processes; SIGTERM stops gracefully)",
     )
     relay_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     relay_serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: 8080)")
@@ -149,18 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         metavar="N",
-        help="worker threads (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)",
+        help="threads per worker process (env SENTRY_AUTOFIX_RELAY_THREADS, default 8)",
     )
     relay_serve.add_argument(
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes, gunicorn only (env SENTRY_AUTOFIX_RELAY_WORKERS)",
+        help="worker processes (env SENTRY_AUTOFIX_RELAY_WORKERS, default 2)",
     )
     relay_serve.add_argument(
         "--server", choices=["gunicorn", "waitress"], help="WSGI server (env SENTRY_AUTOFIX_RELAY_SERVER)"
     )
-    relay_serve.add_argument("--db", metavar="FILE", help="SQLite outbox file (env SENTRY_AUTOFIX_RELAY_DB)")
+    relay_serve.add_argument(
+        "--db", metavar="FILE|URL", help="SQLite outbox file or postgresql:// URL (env SENTRY_AUTOFIX_RELAY_DB)"
+    )
     relay_serve.set_defaults(handler=_relay_serve)
 
     return parser

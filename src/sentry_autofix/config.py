@@ -318,7 +318,8 @@ class Settings(BaseSettings):
     )
     """Optional JSON (or TOML on Python 3.11+) file adding routes and relay settings."""
     relay_db: str = Field("sentry-autofix-relay.sqlite3", validation_alias=_env("SENTRY_AUTOFIX_RELAY_DB", "relay_db"))
-    """SQLite file of the outbox (WAL mode); put it on a persistent volume."""
+    """The outbox: a SQLite file (WAL mode) on a persistent volume, or a `postgresql://` URL that
+    several replicas share (the `relay` extra brings psycopg)."""
     relay_db_sync: Literal["normal", "full"] = Field(
         "normal", validation_alias=_env("SENTRY_AUTOFIX_RELAY_DB_SYNC", "relay_db_sync")
     )
@@ -355,6 +356,11 @@ class Settings(BaseSettings):
         86400.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_MAX_RETRY_AGE", "relay_max_retry_age")
     )
     """Seconds a refused dispatch is retried (with backoff) before it is marked failed."""
+    relay_replay_window: float = Field(
+        3600.0, ge=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_REPLAY_WINDOW", "relay_replay_window")
+    )
+    """Seconds: a fix-starting webhook whose signed issue/event time is older is ignored (a replay);
+    keep it at most SENTRY_AUTOFIX_RELAY_DEDUP_WINDOW. 0 switches the bound off."""
     relay_retry_base: float = Field(
         1.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_RELAY_RETRY_BASE", "relay_retry_base")
     )
@@ -374,11 +380,11 @@ class Settings(BaseSettings):
     relay_server: Literal["waitress", "gunicorn"] = Field(
         "waitress", validation_alias=_env("SENTRY_AUTOFIX_RELAY_SERVER", "relay_server")
     )
-    """WSGI server: waitress (threads, the `relay` extra) or gunicorn (worker processes × threads)."""
+    """WSGI server: waitress (slow clients cannot starve it) or gunicorn (only behind a buffering proxy)."""
     relay_workers: int = Field(2, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_WORKERS", "relay_workers"))
-    """Worker processes (gunicorn); they share the SQLite outbox."""
+    """Worker processes; they share the listening port and the outbox."""
     relay_threads: int = Field(8, ge=1, validation_alias=_env("SENTRY_AUTOFIX_RELAY_THREADS", "relay_threads"))
-    """Worker threads (waitress), or threads per worker process (gunicorn)."""
+    """Threads per worker process."""
     relay_log_format: Literal["json", "text"] = Field(
         "json", validation_alias=_env("SENTRY_AUTOFIX_RELAY_LOG_FORMAT", "relay_log_format")
     )

@@ -12,6 +12,7 @@ AutofixError
 │   └── RateLimited
 ├── LLMError             the model provider failed
 ├── GitError             a git command failed
+├── StoreError           the relay's outbox cannot be used (disk full, file deleted, database down)
 └── GuardViolation       a change or a read crossed a guardrail
 """
 
@@ -61,6 +62,10 @@ class RateLimited(CodeHostError):
 
 
 class LLMError(AutofixError):
+    pass
+
+
+class StoreError(AutofixError):
     pass
 
 

@@ -48,6 +48,10 @@ class FakeGitHubState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     failures: deque[Scripted] = field(default_factory=deque)
     issued_tokens: list[str] = field(default_factory=list)
+    attempts: list[tuple[float, int]] = field(default_factory=list)
+    """(time, status) of every `POST …/dispatches` answered, refused ones included."""
+    delay: float = 0.0
+    """Seconds each dispatch takes to answer: a slow GitHub."""
     echo: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,6 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        if self.command == "POST" and self.path.endswith("/dispatches"):
+            with self.server.state.lock:
+                self.server.state.attempts.append((time.time(), status))
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -145,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "Not Found")
             return
         repo = f"{parts[1]}/{parts[2]}"
+        if st.delay:
+            time.sleep(st.delay)
         token = self._bearer()
         if token is None or token not in st.tokens:
             self._error(401, "Bad credentials")
@@ -221,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", action="append", default=[])
     parser.add_argument("--repo", action="append", default=[])
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per dispatch answer (a slow GitHub)")
     args = parser.parse_args(argv)
-    state = FakeGitHubState(tokens=set(args.token), repos=set(args.repo), echo=True)
+    state = FakeGitHubState(tokens=set(args.token), repos=set(args.repo), echo=True, delay=args.delay)
     fake = FakeGitHub(state, port=args.port)
     fake.__enter__()
     print(f"PORT {fake.url.rsplit(':', 1)[1]}", flush=True)

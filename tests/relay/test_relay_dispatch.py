@@ -55,21 +55,24 @@ def test_github_dispatcher__sends_repository_dispatch(fake_github: FakeGitHub) -
 
 
 @pytest.mark.parametrize(
-    ("status", "message", "headers", "retry", "wait"),
+    ("status", "message", "headers", "retry", "wait", "limited"),
     [
-        (500, "Server Error", {}, True, None),
-        (502, "Bad Gateway", {}, True, None),
-        (429, "Too Many Requests", {"retry-after": "30"}, True, 30.0),
-        (403, "You have exceeded a secondary rate limit.", {"retry-after": "60"}, True, 60.0),
+        (500, "Server Error", {}, True, None, False),
+        (502, "Bad Gateway", {}, True, None, False),
+        (429, "Too Many Requests", {"retry-after": "30"}, True, 30.0, True),
+        (429, "Too Many Requests", {}, True, None, True),
+        (403, "You have exceeded a secondary rate limit.", {"retry-after": "60"}, True, 60.0, True),
+        (403, "You have exceeded a secondary rate limit.", {}, True, None, True),
         (
             403,
             "API rate limit exceeded",
             {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000120"},
             True,
             120.0,
+            True,
         ),
-        (403, "Resource not accessible by integration", {}, True, None),
-        (422, "Invalid request.", {}, False, None),
+        (403, "Resource not accessible by integration", {}, True, None, False),
+        (422, "Invalid request.", {}, False, None, False),
     ],
 )
 def test_github_dispatcher__classifies_refusals(
@@ -79,10 +82,12 @@ def test_github_dispatcher__classifies_refusals(
     headers: dict[str, str],
     retry: bool,
     wait: float | None,
+    limited: bool,
 ) -> None:
     fake_github.state.fail_next(1, status, message, headers)
     outcome = _client(fake_github, clock=Clock(1_000_000.0)).dispatch("acme/python-app", "sentry-issue", PAYLOAD)
     assert (outcome.ok, outcome.retry, outcome.status, outcome.retry_after) == (False, retry, status, wait)
+    assert outcome.rate_limited is limited
     assert message in outcome.detail
 
 
@@ -129,7 +134,7 @@ def test_dispatcher__github_failing_for_a_while_then_the_dispatch_arrives(
         clock.now = due
     assert len(fake_github.state.dispatches) == 1
     counters = dispatcher.counters.snapshot()
-    assert counters == {"dispatch_retried": 4, "dispatched": 1}
+    assert counters == {"dispatch_paused": 1, "dispatch_retried": 4, "dispatched": 1}
     assert store.stats(now=clock.now)["sent"] == 1
     # retry-after 90 s was honoured before the fifth attempt
     assert clock.now - 1_000_000.0 >= 90

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 from relay_fake_github import FakeGitHub, FakeGitHubState
-from relay_helpers import REPOS, ROUTES, SECRET, TOKEN, Hooks, headers_for
+from relay_helpers import REPOS, ROUTES, SECRET, TOKEN, Hooks, compact, fresh, headers_for
 
 pytestmark = pytest.mark.conformance
 
@@ -45,6 +46,7 @@ class RelayProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: the supervisor and its workers
         )
         self.lines: list[str] = []
         self._ready = threading.Event()
@@ -84,10 +86,16 @@ class RelayProcess:
     def post(self, body: bytes, resource: str, **kw: Any) -> requests.Response:
         return requests.post(f"{self.url}/webhooks/sentry", data=body, headers=headers_for(body, resource), **kw)
 
+    def kill_all(self) -> None:
+        """SIGKILL to the relay and its worker processes at once, as when a container is killed."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def close(self) -> None:
         """Kill if still running, then reap the reader and the pipe (no ResourceWarning)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
+        self.kill_all()
         self.proc.wait()
         self._reader.join(5)
         if self.proc.stderr is not None:
@@ -116,6 +124,8 @@ def _env(db: Path, api_url: str, **extra: str) -> dict[str, str]:
             "SENTRY_AUTOFIX_RELAY_DB": str(db),
             "SENTRY_AUTOFIX_RELAY_DISPATCH_RATE": "50",
             "SENTRY_AUTOFIX_RELAY_RETRY_BASE": "0.2",
+            # Sentry's published bodies are years old; the replay bound has its own tests.
+            "SENTRY_AUTOFIX_RELAY_REPLAY_WINDOW": "0",
         }
     )
     env.update(extra)
@@ -145,7 +155,8 @@ def _start(relays: list[RelayProcess], env: dict[str, str], *extra: str) -> Rela
 def test_serve__real_fixtures_end_to_end(
     hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
 ) -> None:
-    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url))
+    # One worker process: /health's counters are per process.
+    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url, SENTRY_AUTOFIX_RELAY_WORKERS="1"))
     answers = {
         name: relay.post(hooks.bytes(name), resource)
         for name, resource in [
@@ -194,7 +205,10 @@ def test_serve__real_fixtures_end_to_end(
 def test_serve__1000_concurrent_duplicates_make_exactly_one_dispatch(
     hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
 ) -> None:
-    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url, SENTRY_AUTOFIX_RELAY_THREADS="16"))
+    relay = _start(
+        relays,
+        _env(tmp_path / "o.sqlite3", github.url, SENTRY_AUTOFIX_RELAY_THREADS="16", SENTRY_AUTOFIX_RELAY_WORKERS="1"),
+    )
     body = hooks.bytes("event_alert.triggered.json")
     headers = headers_for(body, "event_alert")
     local = threading.local()
@@ -248,7 +262,7 @@ def test_serve__sigkill_after_the_ack_then_restart_delivers(
     while not first.events("dispatch.retry") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert first.events("dispatch.retry"), "the relay should have tried GitHub and failed"
-    first.proc.send_signal(signal.SIGKILL)
+    first.kill_all()
     assert first.proc.wait(10) == -signal.SIGKILL
 
     with FakeGitHub(FakeGitHubState(tokens={TOKEN}, repos=set(REPOS)), port=port) as github:
@@ -289,17 +303,26 @@ def test_serve__gunicorn_workers_share_the_outbox(
     assert statuses.count(202) == 1
     assert statuses.count(200) == 199
     assert relay.post(hooks.bytes("error.created.json"), "error").status_code == 202
-    got = github.wait_for_dispatches(2)
+    # Transfer-Encoding: chunked (requests sends a generator that way): gunicorn gives no
+    # CONTENT_LENGTH, and the relay used to verify an empty body (401).
+    alert = hooks.bytes("event_alert.triggered.json")
+    chunked = requests.post(
+        f"{relay.url}/webhooks/sentry", data=iter([alert[:100], alert[100:]]), headers=headers_for(alert, "event_alert")
+    )
+    assert chunked.status_code == 202, chunked.text
+    got = github.wait_for_dispatches(3)
     time.sleep(0.5)
     assert sorted(d["client_payload"]["issue_id"] for d in github.state.dispatches) == [
+        "1117540176",
         "1170820242",
         "1234567890",
     ]
-    assert len(got) == 2
+    assert len(got) == 3
     assert relay.stop() == 0
     relay._reader.join(5)
     # gunicorn's own log lines format `[%(process)d]`: our logging setup must not break them.
     assert not [line for line in relay.lines if "Logging error" in line]
+    assert relay.events("relay.stopped"), "gunicorn mode never logged relay.stopped"
 
 
 def test_serve__answers_within_sentrys_second_while_github_hangs(
@@ -321,3 +344,169 @@ def test_serve__answers_within_sentrys_second_while_github_hangs(
             timings.append(time.monotonic() - started)
         assert max(timings) < 0.5
         assert requests.get(f"{relay.url}/health", timeout=5).json()["outbox"]["pending"] == 3
+
+
+def test_serve__waitress_reads_chunked_bodies_and_refuses_oversized_ones(
+    hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url, SENTRY_AUTOFIX_RELAY_MAX_BODY="4096"))
+    body = hooks.bytes("issue.created.json")
+    answer = requests.post(
+        f"{relay.url}/webhooks/sentry", data=iter([body[:10], body[10:]]), headers=headers_for(body, "issue"), timeout=5
+    )
+    assert answer.status_code == 202, answer.text
+    huge = body + b" " * 10_000
+    refused = requests.post(
+        f"{relay.url}/webhooks/sentry",
+        data=iter([huge[:5000], huge[5000:]]),
+        headers=headers_for(huge, "issue"),
+        timeout=5,
+    )
+    assert refused.status_code == 413
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """The server settings the Docker image runs with (its ENV lines)."""
+    text = (Path(__file__).resolve().parents[2] / "examples" / "relay" / "Dockerfile").read_text()
+    joined = text.replace("\\\n", " ")
+    found = dict(re.findall(r"(SENTRY_AUTOFIX_RELAY_(?:SERVER|WORKERS|THREADS))=(\S+)", joined))
+    assert "SENTRY_AUTOFIX_RELAY_SERVER" in found, "the Dockerfile must pin the server"
+    return found
+
+
+class SlowClients:
+    """Connections that open a webhook request and send it one byte at a time (slowloris), plus
+    connections that connect and say nothing. Bounded: loopback only, closed on exit."""
+
+    def __init__(self, port: int, dribbling: int, idle: int, interval: float = 0.3) -> None:
+        self._socks: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._head = b"POST /webhooks/sentry HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+        for _ in range(dribbling + idle):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            self._socks.append(s)
+        self._dribbling = self._socks[:dribbling]
+        self._interval = interval
+        self._thread = threading.Thread(target=self._dribble, daemon=True)
+
+    def _dribble(self) -> None:
+        position = 0
+        while not self._stop.wait(self._interval):
+            byte = self._head[position % len(self._head) : position % len(self._head) + 1]
+            for s in self._dribbling:
+                try:
+                    s.send(byte)
+                except OSError:
+                    pass
+            position += 1
+
+    def __enter__(self) -> SlowClients:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for s in self._socks:
+            s.close()
+
+
+def test_serve__docker_image_settings_answer_within_a_second_under_slow_clients(
+    hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    """The starvation defect: with gunicorn's gthread workers (the image's 4 × 1, or 2 × 2), 50
+    connections sending headers a byte a second left 0 of 48 webhooks answered within Sentry's 1 s.
+    With the image's server, 150 dribbling + 150 idle connections must not delay any of 48."""
+    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url, **_dockerfile_env()))
+    port = int(relay.url.rsplit(":", 1)[1])
+    doc = hooks.doc("issue.created.json")
+    bodies = []
+    for i in range(48):
+        doc["data"]["issue"]["id"] = str(9_100_000_000 + i)
+        bodies.append(compact(doc))
+    with SlowClients(port, dribbling=150, idle=150):
+        time.sleep(1.0)  # let the slow ones settle in first
+
+        def send(body: bytes) -> tuple[int, float]:
+            started = time.monotonic()
+            try:
+                answer = requests.post(
+                    f"{relay.url}/webhooks/sentry", data=body, headers=headers_for(body, "issue"), timeout=1.0
+                )
+            except requests.RequestException:
+                return 0, time.monotonic() - started
+            return answer.status_code, time.monotonic() - started
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(send, bodies))
+    late = [r for r in results if r[0] != 202]
+    assert late == [], f"{len(late)} of 48 not answered 202 within 1 s: {late[:5]}"
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgresql"])
+def test_serve__two_replicas_sharing_a_store_with_slow_github_lose_and_duplicate_nothing(
+    hooks: Hooks, relays: list[RelayProcess], tmp_path: Path, request: pytest.FixtureRequest, store_kind: str
+) -> None:
+    """The soak guarantees, scaled to a test: two relay replicas (two worker processes each) on one
+    store, GitHub taking 50 ms per dispatch, 100 distinct webhooks plus a duplicate of each sent to
+    either replica: every acknowledged one dispatched exactly once, nothing else."""
+    db = str(tmp_path / "o.sqlite3") if store_kind == "sqlite" else request.getfixturevalue("pg_url")
+    with FakeGitHub(FakeGitHubState(tokens={TOKEN}, repos=set(REPOS), delay=0.05)) as github:
+        env = _env(
+            Path(db),
+            github.url,
+            SENTRY_AUTOFIX_RELAY_DB=db,
+            SENTRY_AUTOFIX_RELAY_WORKERS="2",
+            SENTRY_AUTOFIX_RELAY_DISPATCH_RATE="200",
+            SENTRY_AUTOFIX_RELAY_DISPATCH_BURST="50",
+            SENTRY_AUTOFIX_RELAY_REPLAY_WINDOW="3600",
+        )
+        replicas = [_start(relays, env), _start(relays, env)]
+        doc = hooks.doc("issue.created.json")
+        bodies = []
+        for i in range(100):
+            doc["data"]["issue"]["id"] = str(8_200_000_000 + i)
+            bodies.append(compact(fresh(doc, time.time())))
+        jobs = [(k, body) for k, body in enumerate(bodies)] + [(k + 1, body) for k, body in enumerate(bodies)]
+        local = threading.local()
+
+        def send(job: tuple[int, bytes]) -> tuple[str, int]:
+            k, body = job
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            answer = local.session.post(
+                f"{replicas[k % 2].url}/webhooks/sentry", data=body, headers=headers_for(body, "issue"), timeout=10
+            )
+            return json.loads(body)["data"]["issue"]["id"], answer.status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(send, jobs))
+        acked = sorted(issue for issue, status in answers if status == 202)
+        assert len(acked) == 100  # one of each pair queued, the other a duplicate
+        assert sorted(status for _, status in answers).count(200) == 100
+        github.wait_for_dispatches(100, timeout=60)
+        time.sleep(1.0)  # a second copy of anything would have arrived by now
+        sent = sorted(d["client_payload"]["issue_id"] for d in github.state.dispatches)
+    assert sent == acked
+    for replica in replicas:
+        assert replica.stop() == 0
+        assert replica.events("relay.stopped")
+
+
+def test_serve__a_killed_worker_is_replaced_and_the_relay_keeps_answering(
+    hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    relay = _start(relays, _env(tmp_path / "o.sqlite3", github.url, SENTRY_AUTOFIX_RELAY_WORKERS="2"))
+    deadline = time.monotonic() + 10
+    while len(relay.events("relay.worker_started")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim = relay.events("relay.worker_started")[0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not relay.events("relay.worker_exited") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert relay.events("relay.worker_exited")[0]["pid"] == victim
+    for name, resource in [("issue.created.json", "issue"), ("error.created.json", "error")]:
+        assert relay.post(hooks.bytes(name), resource, timeout=5).status_code == 202
+    assert len(github.wait_for_dispatches(2)) == 2
+    assert relay.stop() == 0

@@ -1,8 +1,13 @@
 """`Relay.handle(headers, body) -> (status, json)` and the WSGI app around it.
 
 `handle` is the only entry every adapter calls (WSGI here; Lambda / Cloud Functions in
-examples/relay/): the pure `decide` plus one store write. A webhook is answered 2xx only after its
-dispatch is committed to the outbox; the dispatcher sends it later.
+examples/relay/): the pure `decide`, the replay bound, plus one store write. A webhook is answered
+2xx only after its dispatch is committed to the outbox; the dispatcher sends it later.
+
+Replay bound: Sentry signs the body only, so a captured webhook stays validly signed forever. A
+webhook that would start a fix run is forwarded only while the issue/event time inside the signed
+body is at most `replay_window` old (and not more than `FUTURE_SKEW` ahead of our clock); with the
+window no longer than the dedup window, a replay is either a duplicate of its original or ignored.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from typing import Any
 
 from sentry_autofix import __version__
 from sentry_autofix.relay.config import RelayConfig
-from sentry_autofix.relay.dispatcher import Counters
+from sentry_autofix.relay.dispatcher import Counters, ErrorThrottle
 from sentry_autofix.relay.store import Limits, NewDispatch, OutboxStore
 from sentry_autofix.relay.webhook import (
+    REPLAY_BOUND_GROUPS,
     REQUEST_ID_HEADER,
     RESOURCE_HEADER,
     SIGNATURE_HEADER,
@@ -31,6 +37,9 @@ log = logging.getLogger("sentry_autofix.relay")
 
 WEBHOOK_PATH = "/webhooks/sentry"
 HEALTH_PATHS = ("/health", "/healthz", "/")
+FUTURE_SKEW = 300.0
+"""Seconds an issue/event time may lie ahead of our clock (clock drift) before it counts as stale."""
+_READ_CHUNK = 65536
 
 StartResponse = Callable[..., Any]
 
@@ -54,14 +63,16 @@ class Relay:
         self._auth_kind = auth_kind
         self._limits = Limits(config.dedup_window, config.rate_limit, config.rate_window)
         self.started_at = clock()
+        self._store_errors = ErrorThrottle("webhook.error", "webhook could not be stored")
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """One webhook delivery → (HTTP status, JSON body). Never raises."""
         try:
             return self._handle(headers, body)
-        except Exception:  # the relay logs per request and keeps serving (STYLE: errors at the edges)
+        except Exception as exc:  # the relay logs and keeps serving (STYLE: errors at the edges)
             self.counters.inc("errors")
-            log.exception("webhook handling failed", extra={"fields": {"event": "webhook.error"}})
+            # Bounded: under a full disk every webhook fails alike; one traceback, then a line a minute.
+            self._store_errors.failed(exc)
             return 503, {"status": "error", "error": "could not store the webhook; retry"}
 
     def _handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -99,6 +110,24 @@ class Relay:
             )
             return 200, {"status": "ignored", "reason": decision.reason}
         assert isinstance(decision, Forward)
+        now = self._clock()
+        stale = self._replay_reason(decision, now)
+        if stale is not None:
+            self.counters.inc("ignored_stale")
+            log.warning(
+                "webhook ignored",
+                extra={
+                    "fields": {
+                        "event": "webhook.ignored",
+                        "reason": stale,
+                        "resource": decision.resource,
+                        "action": decision.action,
+                        "issue_id": decision.issue_id,
+                        "age_s": round(now - decision.occurred_at, 1) if decision.occurred_at is not None else None,
+                    }
+                },
+            )
+            return 200, {"status": "ignored", "reason": stale}
         result = self.store.enqueue(
             NewDispatch(
                 issue_id=decision.issue_id,
@@ -108,9 +137,11 @@ class Relay:
                 client_payload=decision.client_payload,
                 request_id=decision.request_id,
             ),
-            now=self._clock(),
+            now=now,
             limits=self._limits,
         )
+        if self._store_errors.failing:
+            self._store_errors.recovered()
         self.counters.inc(result.status.replace("-", "_"))
         log.info(
             "webhook " + result.status,
@@ -136,20 +167,41 @@ class Relay:
             }
         return 200, {"status": result.status, "issue_id": decision.issue_id}
 
+    def _replay_reason(self, decision: Forward, now: float) -> str | None:
+        """Why a fix-starting webhook is outside the replay bound, or None (see the module docstring)."""
+        window = self.config.replay_window
+        if window <= 0 or decision.dedup_group not in REPLAY_BOUND_GROUPS:
+            return None
+        if decision.occurred_at is None:
+            # Sentry's issue and event bodies always carry one; a body without is not Sentry's shape.
+            return "no issue or event time in the body (replay bound)"
+        age = now - decision.occurred_at
+        if age > window:
+            return "older than the replay window"
+        if age < -FUTURE_SKEW:
+            return "issue or event time ahead of the relay's clock"
+        return None
+
     def health(self) -> tuple[int, dict[str, Any]]:
-        """Config status, counters and outbox state. Never a secret, a token or a route target."""
+        """Config status, counters and outbox state. Never a secret, a token or a route target.
+
+        `degraded` (503) when the store cannot take a write right now: a real write is tried,
+        since a read alone passes on a full disk or a read-only file.
+        """
+        now = self._clock()
         body: dict[str, Any] = {
             "status": "ok",
             "version": __version__,
-            "uptime_s": round(self._clock() - self.started_at, 1),
+            "uptime_s": round(now - self.started_at, 1),
             "config": {**self.config.status(), "github_auth": self._auth_kind or "none"},
             "counters": self.counters.snapshot(),
         }
         try:
-            body["outbox"] = self.store.stats(now=self._clock())
+            self.store.check(now=now)
+            body["outbox"] = self.store.stats(now=now)
         except Exception as exc:
             body["status"] = "degraded"
-            body["outbox"] = {"error": type(exc).__name__}
+            body["outbox"] = {"error": type(exc).__name__, "detail": str(exc)[:300]}
             return 503, body
         return 200, body
 
@@ -170,22 +222,48 @@ class Relay:
         return _respond(start_response, 404, {"error": f"not found; webhooks go to {WEBHOOK_PATH}"})
 
     def _wsgi_webhook(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _respond(start_response, 400, {"status": "rejected", "error": "bad Content-Length"})
-        if length > self.config.max_body:
-            # Refuse before reading: a huge body costs nothing but this answer.
-            self.counters.inc("received")
-            self.counters.inc("rejected_413")
-            return _respond(
-                start_response,
-                413,
-                {"status": "rejected", "error": f"body larger than {self.config.max_body} bytes"},
-            )
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        cap = self.config.max_body
+        declared = environ.get("CONTENT_LENGTH")
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                return _respond(start_response, 400, {"status": "rejected", "error": "bad Content-Length"})
+            if length > cap:
+                # Refuse before reading: a huge body costs nothing but this answer.
+                return self._too_large(start_response)
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() or environ.get("wsgi.input_terminated"):
+            # No length up front (Transfer-Encoding: chunked; gunicorn passes it through, waitress
+            # de-chunks): read until the end, but never more than the cap + 1 byte.
+            body = _read_capped(environ["wsgi.input"], cap)
+            if len(body) > cap:
+                return self._too_large(start_response)
+        else:
+            body = b""
         status, payload = self.handle(_wsgi_headers(environ), body)
         return _respond(start_response, status, payload)
+
+    def _too_large(self, start_response: StartResponse) -> list[bytes]:
+        self.counters.inc("received")
+        self.counters.inc("rejected_413")
+        return _respond(
+            start_response,
+            413,
+            {"status": "rejected", "error": f"body larger than {self.config.max_body} bytes"},
+        )
+
+
+def _read_capped(stream: Any, cap: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while total <= cap:
+        chunk = stream.read(min(_READ_CHUNK, cap + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
 
 
 _REASONS = {

@@ -60,6 +60,7 @@ class RelayConfig:
     rate_window: float = 86400.0
     max_body: int = 1_048_576
     max_retry_age: float = 86400.0
+    replay_window: float = 3600.0
 
     def route_for(self, *keys: str | None) -> Route | None:
         """The first route matching any key (slug or numeric id), else the default route."""
@@ -80,6 +81,7 @@ class RelayConfig:
             "dedup_window_s": self.dedup_window,
             "rate_limit": {"max": self.rate_limit, "window_s": self.rate_window},
             "max_body_bytes": self.max_body,
+            "replay_window_s": self.replay_window,
         }
 
 
@@ -210,4 +212,5 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
         rate_window=settings.relay_rate_window,
         max_body=settings.relay_max_body,
         max_retry_age=settings.relay_max_retry_age,
+        replay_window=settings.relay_replay_window,
     )

@@ -1,8 +1,16 @@
-"""The background half: drain the outbox into GitHub, with retry and backoff.
+"""The background half: drain the outbox into GitHub, with retry, backoff and one shared budget.
 
 One thread per process. It wakes when a webhook is stored (in-process signal) and otherwise
-polls the store, so rows left by a crashed process or another replica are picked up too. A row is
-leased while it is being sent; a process killed mid-send leaves a lease that simply runs out.
+polls the store, so rows left by a crashed process or another replica are picked up too.
+
+What keeps several workers and replicas from sending too much or twice lives in the store (see
+store.py): claims spend from one token bucket; a rate-limit answer pauses every dispatcher of the
+store until GitHub's reset; a claimed row is leased, and the lease is re-checked and extended
+right before each send (`hold`), so a row whose lease ran out while an earlier send of the batch
+was slow is skipped instead of being sent by two workers.
+
+When the store itself fails (disk full, database down) the loop backs off exponentially and logs
+the first traceback, then one summary line a minute: never a hot loop, never a log flood.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sentry_autofix.relay.github import DispatchOutcome
-from sentry_autofix.relay.store import Dispatch, OutboxStore
+from sentry_autofix.relay.store import Budget, Dispatch, OutboxStore
 
 log = logging.getLogger("sentry_autofix.relay")
 
@@ -46,6 +54,55 @@ def backoff(attempt: int, *, base: float, cap: float, rng: Callable[[], float] =
     return float(delay * (0.5 + 0.5 * rng()))
 
 
+class ErrorThrottle:
+    """Bounded logging of a failure that repeats: the first with its traceback, then one line a minute.
+
+    Under a full disk every webhook and every dispatcher round fails the same way; logging each
+    one would fill the disk faster (the issue measured 24,000 tracebacks in 5 s).
+    """
+
+    def __init__(self, event: str, message: str, *, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self._event = event
+        self._message = message
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failing = False
+        self._suppressed = 0
+        self._last = 0.0
+
+    @property
+    def failing(self) -> bool:
+        """Unlocked read for hot paths: call `recovered()` only when this says so."""
+        return self._failing
+
+    def failed(self, exc: BaseException, **fields: Any) -> None:
+        now = self._clock()
+        with self._lock:
+            first = not self._failing
+            due = first or now - self._last >= self._every
+            self._failing = True
+            if not due:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        extra = {"event": self._event, "error": f"{type(exc).__name__}: {exc}"[:500], **fields}
+        if first:
+            log.error(self._message, exc_info=exc, extra={"fields": extra})
+        else:
+            log.error(f"{self._message} (still failing)", extra={"fields": {**extra, "suppressed": suppressed}})
+
+    def recovered(self) -> None:
+        with self._lock:
+            if not self._failing:
+                return
+            suppressed, self._failing, self._suppressed = self._suppressed, False, 0
+        log.warning(
+            f"{self._message}: recovered",
+            extra={"fields": {"event": f"{self._event}.recovered", "suppressed": suppressed}},
+        )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -63,6 +120,8 @@ class Dispatcher:
         keep_for: float = 86400.0,
         rate: float | None = None,
         burst: int = 20,
+        rate_limit_pause: float = 60.0,
+        store_retry_cap: float = 30.0,
     ) -> None:
         self.store = store
         self.client = client
@@ -79,26 +138,20 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
-        # Token bucket: up to `burst` dispatches at once, then `rate` a second. GitHub's secondary
-        # limits allow ~80 content-creating requests a minute; a flood of new issues is spread
-        # out instead of being refused (and each dispatch starts a workflow run).
-        self._rate = rate
-        self._burst = float(max(1, burst))
-        self._tokens = self._burst
-        self._refilled = time.monotonic()
-        if rate:
-            self._batch = max(1, min(batch, int(self._burst + rate * lease / 2)))
-
-    def _take_token(self) -> None:
-        assert self._rate
-        while not self._stop.is_set():
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
-            self._refilled = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            self._stop.wait((1 - self._tokens) / self._rate)
+        # One token bucket for the whole store (all workers, all replicas): up to `burst` at once,
+        # then `rate` a second. GitHub's secondary limits allow ~80 content-creating requests a
+        # minute; a flood of new issues is spread out instead of being refused.
+        self.budget = Budget(rate, max(1, burst))
+        # GitHub: after a secondary rate limit without retry-after, wait at least a minute, and
+        # longer each time it repeats.
+        self._pause_base = rate_limit_pause
+        self._pauses_in_a_row = 0
+        self._store_retry_cap = store_retry_cap
+        self._store_failures = 0
+        # Sent but not yet recorded (the store failed right after GitHub said 204): recorded
+        # first when the store is back, before anything else is claimed.
+        self._unrecorded: list[tuple[Dispatch, float]] = []
+        self.store_errors = ErrorThrottle("dispatcher.store_error", "dispatcher cannot use the outbox store")
 
     def wake(self) -> None:
         # Called once per stored webhook: skip the Condition (a futex under load) when already set.
@@ -106,26 +159,60 @@ class Dispatcher:
             self._wake.set()
 
     def run_once(self) -> int:
-        """Send every dispatch that is due now; returns how many were claimed."""
+        """Send what is due now and the budget allows; returns how many rows were claimed."""
+        return len(self._run_once().rows)
+
+    def _run_once(self) -> _Round:
+        self._record_unrecorded()
         now = self._clock()
         if now - self._last_prune > 600:
             self._last_prune = now
             pruned = self.store.prune(older_than=now - self._keep_for)
             if pruned:
                 log.info("pruned outbox", extra={"fields": {"event": "outbox.pruned", "rows": pruned}})
-        claimed = self.store.claim(now=now, limit=self._batch, lease=self._lease)
-        for index, item in enumerate(claimed):
-            if self._rate:
-                self._take_token()
+        claim = self.store.claim(now=now, limit=self._batch, lease=self._lease, budget=self.budget)
+        rows = claim.rows
+        for index, item in enumerate(rows):
+            rest = rows[index:]
             if self._stop.is_set():
                 # Shutting down: hand the unsent rest back so the next start (or a replica) sends them now.
-                for rest in claimed[index:]:
-                    self.store.mark_retry(rest.id, next_attempt_at=self._clock(), error="released at shutdown")
+                self._release(rest, "shutdown")
                 break
-            self._send(item)
-        return len(claimed)
+            status = self.store.hold(item, now=self._clock(), lease=self._lease)
+            if status == "paused":
+                self._release(rest, "paused")
+                break
+            if status == "lost":
+                # Our lease ran out during an earlier (slow) send and another worker claimed the
+                # row: it sends it, we must not.
+                self.counters.inc("dispatch_lease_lost")
+                log.warning(
+                    "lease lost before sending; another worker has the row",
+                    extra={"fields": {"event": "dispatch.lease_lost", "id": item.id, "issue_id": item.issue_id}},
+                )
+                continue
+            if self._send(item):
+                self._release(rows[index + 1 :], "paused")
+                break
+        return _Round(rows, claim.wait)
 
-    def _send(self, item: Dispatch) -> None:
+    def _release(self, rows: list[Dispatch], why: str) -> None:
+        for item in rows:
+            self.store.release(item)
+        if rows:
+            log.info(
+                "unsent dispatches handed back",
+                extra={"fields": {"event": "dispatch.released", "rows": len(rows), "reason": why}},
+            )
+
+    def _record_unrecorded(self) -> None:
+        while self._unrecorded:
+            item, at = self._unrecorded[0]
+            self.store.mark_sent(item, now=at)
+            self._unrecorded.pop(0)
+
+    def _send(self, item: Dispatch) -> bool:
+        """One dispatch; returns True when GitHub asked every dispatcher to stop (rate limit)."""
         started = self._clock()
         try:
             outcome = self.client.dispatch(item.repo, item.event_type, item.client_payload)
@@ -141,23 +228,29 @@ class Dispatcher:
             "status": outcome.status,
             "ms": round((now - started) * 1000, 1),
         }
+        paused = self._pause_if_limited(outcome, now)
         if outcome.ok:
-            self.store.mark_sent(item.id, now=now)
             self.counters.inc("dispatched")
             log.info("dispatched", extra={"fields": {"event": "dispatch.sent", **fields}})
-            return
+            try:
+                self.store.mark_sent(item, now=now)
+            except Exception:
+                # GitHub has it; recording it must not turn into a second send later.
+                self._unrecorded.append((item, now))
+                raise
+            return paused
         if not outcome.retry or now - item.created_at > self._max_age:
-            self.store.mark_failed(item.id, now=now, error=outcome.detail)
+            self.store.mark_failed(item, now=now, error=outcome.detail)
             self.counters.inc("dispatch_failed")
             log.error(
                 "dispatch failed for good",
                 extra={"fields": {"event": "dispatch.failed", "error": outcome.detail, **fields}},
             )
-            return
+            return paused
         delay = backoff(item.attempts, base=self._base, cap=self._cap)
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, 3600.0))
-        self.store.mark_retry(item.id, next_attempt_at=now + delay, error=outcome.detail)
+        self.store.mark_retry(item, next_attempt_at=now + delay, error=outcome.detail)
         self.counters.inc("dispatch_retried")
         log.warning(
             "dispatch refused, will retry",
@@ -170,15 +263,45 @@ class Dispatcher:
                 }
             },
         )
+        return paused
+
+    def _pause_if_limited(self, outcome: DispatchOutcome, now: float) -> bool:
+        if not outcome.rate_limited:
+            if outcome.ok:
+                self._pauses_in_a_row = 0
+            return False
+        if outcome.retry_after is not None:
+            pause = min(outcome.retry_after, 3600.0)
+        else:
+            pause = min(self._pause_base * 2.0**self._pauses_in_a_row, 900.0)
+            self._pauses_in_a_row += 1
+        self.store.pause(until=now + pause)
+        self.counters.inc("dispatch_paused")
+        log.warning(
+            "GitHub rate limit: every dispatcher of this outbox pauses",
+            extra={"fields": {"event": "dispatch.paused", "status": outcome.status, "pause_s": round(pause, 1)}},
+        )
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                claimed = self.run_once()
-            except Exception:  # the store may be briefly unavailable; never let the thread die
-                log.exception("dispatcher loop error", extra={"fields": {"event": "dispatcher.error"}})
-                claimed = 0
-            if claimed >= self._batch:
+                result = self._run_once()
+            except Exception as exc:  # the store may be unavailable; never let the thread die
+                self._store_failures += 1
+                self.store_errors.failed(exc, failures=self._store_failures)
+                delay = backoff(self._store_failures, base=0.1, cap=self._store_retry_cap)
+                self._stop.wait(delay)
+                continue
+            if self._store_failures:
+                self._store_failures = 0
+                self.store_errors.recovered()
+            if result.wait is not None:
+                # Budget-limited (paused, or out of tokens): new webhooks must not wake us into
+                # a claim per webhook; only the budget frees up the next send.
+                self._stop.wait(min(result.wait, self._poll * 30))
+                continue
+            if len(result.rows) >= self._batch:
                 continue  # more may be due right now
             timeout = self._poll
             try:
@@ -186,7 +309,7 @@ class Dispatcher:
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - self._clock()))
             except Exception:
-                pass
+                pass  # claim will raise too, and back off
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -202,3 +325,11 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+class _Round:
+    __slots__ = ("rows", "wait")
+
+    def __init__(self, rows: list[Dispatch], wait: float | None) -> None:
+        self.rows = rows
+        self.wait = wait

@@ -175,6 +175,9 @@ class DispatchOutcome:
     status: int | None
     detail: str
     retry_after: float | None = None
+    rate_limited: bool = False
+    """GitHub asked us to stop (429, a 403 rate-limit answer, or `x-ratelimit-remaining: 0` even
+    on a success): every dispatcher of the store pauses, for `retry_after` when GitHub said."""
 
 
 def _retry_after(resp: requests.Response, now: float) -> float | None:
@@ -235,10 +238,23 @@ class GitHubDispatcher:
         except requests.RequestException as exc:
             return DispatchOutcome(False, True, None, f"GitHub unreachable: {type(exc).__name__}")
         status = resp.status_code
+        now = self._clock()
         if status in (200, 204):
-            return DispatchOutcome(True, False, status, "dispatched")
+            # The last request of the hour's quota succeeded: stop before GitHub has to refuse.
+            exhausted = resp.headers.get("x-ratelimit-remaining") == "0"
+            return DispatchOutcome(
+                True, False, status, "dispatched", _retry_after(resp, now) if exhausted else None, exhausted
+            )
         detail = _message(resp)
-        wait = _retry_after(resp, self._clock())
+        wait = _retry_after(resp, now)
+        # GitHub's REST guidance: a 429, or a 403 with retry-after / x-ratelimit-remaining: 0 / a
+        # "rate limit" message, means stop until the reset (or at least a minute) — every request
+        # made meanwhile counts against the integration and may get it banned.
+        if status == 429 or (
+            status == 403
+            and (wait is not None or resp.headers.get("x-ratelimit-remaining") == "0" or "rate limit" in detail.lower())
+        ):
+            return DispatchOutcome(False, True, status, f"{status} {detail}", wait, rate_limited=True)
         if status == 401:
             # An App token may have expired early or been revoked: get a fresh one next time.
             self.auth.invalidate(repo)
@@ -246,13 +262,13 @@ class GitHubDispatcher:
         if status in (400, 422):
             # The request itself is wrong (payload or event type): retrying cannot help.
             return DispatchOutcome(False, False, status, f"{status} {detail}")
-        if status == 403 and wait is None and "rate limit" not in detail.lower():
+        if status == 403:
             return DispatchOutcome(False, True, status, f"403 {detail}: the token needs contents:write on {repo}", None)
         if status == 404:
             return DispatchOutcome(
                 False, True, status, f"404 {detail}: {repo} does not exist or the token cannot see it", None
             )
-        # 5xx, 429, 403 secondary rate limits, anything unexpected: keep it and try again later.
+        # 5xx, anything unexpected: keep it and try again later.
         return DispatchOutcome(False, True, status, f"{status} {detail}", wait)
 
 

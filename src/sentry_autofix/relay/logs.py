@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -68,6 +69,20 @@ class BatchingHandler(logging.Handler):
         self._stream = stream
         self._records: deque[logging.LogRecord] = deque()
         self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay-log-writer", daemon=True)
+        self._thread.start()
+
+    def before_fork(self) -> None:
+        """Stop the writer (after writing what is queued): fork() only from a single-threaded
+        process (Python 3.12 warns otherwise, and a lock held by another thread stays held)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        self._drain()
+
+    def after_fork(self) -> None:
+        """A fresh writer thread, in the parent and in the child alike."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay-log-writer", daemon=True)
         self._thread.start()
@@ -129,9 +144,15 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.logMultiprocessing = False
     if _handler is not None:
         _handler.close()
+        atexit.unregister(_handler.close)
     _handler = BatchingHandler(sys.stderr)
     _handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     atexit.register(_handler.close)
+    global _fork_hooks
+    if not _fork_hooks and hasattr(os, "register_at_fork"):
+        # Worker processes (ours and gunicorn's) are forked after logging is set up.
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+        _fork_hooks = True
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = [_handler]
@@ -142,18 +163,20 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
-def restart_log_writer() -> None:
-    """After a fork (gunicorn workers) the writer thread is gone: start a new one."""
-    global _handler
+_fork_hooks = False
+
+
+def _before_fork() -> None:
     if _handler is not None:
-        old = _handler
-        # Records queued in the parent before the fork are the parent's to write, not ours.
-        old._records.clear()
-        atexit.unregister(old.close)
-        _handler = BatchingHandler(old._stream)
-        _handler.setFormatter(old.formatter)
-        _handler.setLevel(old.level)
-        for name in _LOGGERS:
-            logger = logging.getLogger(name)
-            logger.handlers[:] = [_handler]
-        atexit.register(_handler.close)
+        _handler.before_fork()
+
+
+def _after_fork() -> None:
+    if _handler is not None:
+        _handler.after_fork()
+
+
+def flush_logs() -> None:
+    """Write what is queued now (a worker about to `os._exit`, which skips atexit)."""
+    if _handler is not None:
+        _handler.before_fork()

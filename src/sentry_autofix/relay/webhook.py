@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ _ISSUE_ID_RE = re.compile(r"^[0-9]{1,20}$")
 _SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _ORG_PATH_RE = re.compile(r"/organizations/([A-Za-z0-9_.-]{1,100})/")
 _PROJECT_PATH_RE = re.compile(r"/projects/([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})/")
+_REQUEST_ID_JUNK = re.compile(r"[^\x21-\x7e]")
 
 # Which webhooks are the same "kind" for dedup: a new issue, an alert on it and its error events
 # ask for one fix run; a regression / escalation (unresolved) is news of its own and gets one run
@@ -76,9 +78,18 @@ class Forward:
     resource: str
     action: str
     request_id: str | None
+    occurred_at: float | None = None
+    """When Sentry saw what this webhook reports (epoch seconds), read from the signed body: the
+    issue's `lastSeen`, or the event's `received` time. The relay's replay bound compares it with
+    its clock (app.py); Sentry signs only the body, so its timestamp header cannot serve."""
 
 
 Decision = Reject | Ignore | Forward
+
+REPLAY_BOUND_GROUPS = frozenset({"fix", "regression"})
+"""Dedup groups whose webhooks start a fix run and therefore carry the replay bound. A resolve or
+archive annotation reports a user's action on an issue whose `lastSeen` may be weeks old; its
+replays are bounded by dedup and the per-issue rate limit only."""
 
 
 def normalize_headers(headers: Mapping[str, str] | Any) -> dict[str, str]:
@@ -107,6 +118,32 @@ def _text(value: Any, limit: int = 300) -> str | None:
         return None
     text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _epoch(value: Any) -> float | None:
+    """An epoch number or an ISO 8601 string (Sentry writes both) → epoch seconds; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return number if number == number and abs(number) < 1e11 else None  # not NaN, not ms
+    if isinstance(value, str) and 10 <= len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))  # 3.10 does not read "Z"
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+def _first_epoch(*values: Any) -> float | None:
+    for value in values:
+        epoch = _epoch(value)
+        if epoch is not None:
+            return epoch
+    return None
 
 
 def _org_from_urls(*urls: Any) -> str | None:
@@ -145,6 +182,7 @@ class _Fields:
     title: Any
     web_url: Any
     extra: dict[str, Any]
+    occurred_at: float | None = None
 
 
 def _issue_fields(data: dict[str, Any], config: RelayConfig) -> _Fields | str:
@@ -166,6 +204,7 @@ def _issue_fields(data: dict[str, Any], config: RelayConfig) -> _Fields | str:
         title=issue.get("title"),
         web_url=issue.get("web_url") or issue.get("permalink"),
         extra={"status": _text(issue.get("status"), 40), "culprit": _text(issue.get("culprit"), 500)},
+        occurred_at=_first_epoch(issue.get("lastSeen"), issue.get("firstSeen")),
     )
 
 
@@ -194,6 +233,8 @@ def _event_fields(data: dict[str, Any], key: str, config: RelayConfig) -> _Field
         title=event.get("title"),
         web_url=event.get("web_url"),
         extra=extra,
+        # `received` is stamped by Sentry's ingestion; `timestamp` comes from the SDK.
+        occurred_at=_first_epoch(event.get("received"), event.get("timestamp"), event.get("datetime")),
     )
 
 
@@ -240,6 +281,10 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return Reject(400, "body is not JSON")
+    except RecursionError:
+        # Validly signed and nested deeper than Python's parser recurses: it will never parse,
+        # so 400 (a 503 would invite Sentry to send it again and again).
+        return Reject(400, "body is not JSON the relay can read (nested too deeply)")
     if not isinstance(doc, dict) or not isinstance(doc.get("action"), str) or not isinstance(doc.get("data"), dict):
         return Reject(400, "body is not a Sentry webhook (needs an object with 'action' and 'data')")
     action: str = doc["action"]
@@ -283,7 +328,8 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
     if route is None:
         return Ignore("unknown project", resource, action, issue_id, project)
 
-    request_id = h.get(REQUEST_ID_HEADER)
+    # The header is not signed: only printable ASCII, capped, goes into the store and the logs.
+    request_id = _REQUEST_ID_JUNK.sub("", h.get(REQUEST_ID_HEADER, ""))[:100] or None
     # Every value is capped (_text), so the payload stays far below MAX_PAYLOAD_BYTES by
     # construction; tests/relay check the worst case instead of paying a json.dumps per webhook.
     payload = build_client_payload(fields, resource=resource, action=action, request_id=request_id)
@@ -296,4 +342,5 @@ def decide(headers: Mapping[str, str], body: bytes, config: RelayConfig) -> Deci
         resource=resource,
         action=action,
         request_id=request_id,
+        occurred_at=fields.occurred_at,
     )
