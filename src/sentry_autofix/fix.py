@@ -30,7 +30,7 @@ from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
-from sentry_autofix.workspace.testrunner import executor_for
+from sentry_autofix.workspace.testrunner import TestExecutor, executor_for
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class FixRun:
     total_seconds: float = 0.0
 
 
-def default_test_runner(workspace: Path, settings: Settings) -> TestRunner:
+def default_test_runner(workspace: Path, settings: Settings) -> TestExecutor:
     """Sandboxed runs of the repository's tests, sharing one time budget for this fix."""
     return executor_for(workspace, settings)
 
@@ -123,6 +123,7 @@ def run_fix(
         raise InputError(f"{workspace} is not a git work tree: pass --workspace pointing at the checkout")
     baseline = wsdiff.take_baseline(workspace)
     written: set[str] = set()
+    owned = None if test_runner is not None else default_test_runner(workspace, settings)
     try:
         return _run_fix(
             event,
@@ -132,7 +133,7 @@ def run_fix(
             baseline,
             written,
             triage,
-            test_runner,
+            test_runner or owned,
             keep_changes,
             clock,
             progress,
@@ -144,6 +145,9 @@ def run_fix(
         except Exception as exc:  # never mask the original failure
             log.error("could not restore the workspace: %s", exc)
         raise
+    finally:
+        if owned is not None:
+            owned.close()  # the fix's sandbox server (a root process) ends with the fix
 
 
 def _run_fix(

@@ -133,7 +133,11 @@ class Outcome:
 
 def run_test_command(command: str, workspace: Path, settings: Settings) -> TestOutcome:
     """SPEC §11: `sh -c` in the workspace root, in the sandbox (workspace/sandbox.py)."""
-    return executor_for(workspace, settings)(command)
+    executor = executor_for(workspace, settings)
+    try:
+        return executor(command)
+    finally:
+        executor.close()
 
 
 # --- the pipeline --------------------------------------------------------------------------------

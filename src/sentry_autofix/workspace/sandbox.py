@@ -25,10 +25,12 @@ import re
 import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,10 +170,8 @@ class Ran:
     """Set when the sandbox could not be built: the command did not run."""
 
 
-def _drain(proc: subprocess.Popen[bytes], captured: Captured, deadline: float) -> bool:
-    """Read stdout until EOF or the deadline; True when the deadline passed first."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
+def _drain(fd: int, captured: Captured, deadline: float) -> bool:
+    """Read `fd` until EOF or the deadline; True when the deadline passed first."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -183,6 +183,100 @@ def _drain(proc: subprocess.Popen[bytes], captured: Captured, deadline: float) -
         if not chunk:
             return False
         captured.feed(chunk)
+
+
+class SandboxServer:
+    """The root side of the sandbox for one fix: `sandbox_init.py --serve` started once (as root,
+    or through `sudo -n` once), forking a fresh sandbox per run — so a run costs a fork and a few
+    mounts, not an interpreter start-up. Closed with `close()` (or when this process ends: the
+    server exits when its socket closes)."""
+
+    def __init__(self, isolation: Isolation) -> None:
+        self._sock, theirs = socket.socketpair()
+        self._errors = tempfile.TemporaryFile()
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [*isolation.prefix, sys.executable, "-I", "-S", str(INIT_SCRIPT)],
+            stdin=theirs.fileno(),
+            stdout=subprocess.DEVNULL,
+            stderr=self._errors,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},  # no secret reaches root
+            start_new_session=True,
+        )
+        theirs.close()
+
+    def run(self, plan: Mapping[str, object], timeout: float) -> Ran:
+        with self._lock:
+            return self._run(plan, timeout)
+
+    def _run(self, plan: Mapping[str, object], timeout: float) -> Ran:
+        started = time.monotonic()
+        captured = Captured()
+        data = marshal.dumps(dict(plan))
+        out_r, out_w = os.pipe()
+        try:
+            try:
+                socket.send_fds(self._sock, [len(data).to_bytes(4, "big") + data], [out_w])
+            except OSError as exc:
+                return Ran(None, "", time.monotonic() - started, True, setup_error=self._gone(exc))
+            finally:
+                os.close(out_w)
+            # The reaper enforces `timeout` inside; ours is the backstop should the sandbox hang.
+            late = _drain(out_r, captured, started + timeout + 15)
+        finally:
+            os.close(out_r)
+        if late:
+            self.close()
+            return Ran(None, captured.text(), time.monotonic() - started, True)
+        try:
+            self._sock.settimeout(15)
+            size = int.from_bytes(self._recv(4), "big")
+            last = self._recv(size).decode("utf-8", errors="replace")
+        except (OSError, EOFError) as exc:
+            return Ran(None, captured.text(), time.monotonic() - started, True, setup_error=self._gone(exc))
+        seconds = time.monotonic() - started
+        word, _, rest = last.partition(" ")
+        if word == "error":
+            return Ran(None, captured.text(), seconds, True, setup_error=rest)
+        if word != "ok":
+            return Ran(None, captured.text(), seconds, True, setup_error=f"sandbox did not start: {last[:300]}")
+        code_text = rest.split()[0] if rest.split() else "timeout"
+        code = None if not code_text.lstrip("-").isdigit() else int(code_text)
+        return Ran(code, captured.text(), seconds, True)
+
+    def _recv(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._sock.recv(size - len(data))
+            if not chunk:
+                raise EOFError("the sandbox server closed its socket")
+            data += chunk
+        return data
+
+    def _gone(self, exc: BaseException) -> str:
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._errors.seek(0)
+        said = self._errors.read().decode("utf-8", errors="replace").strip().splitlines()
+        return f"sandbox did not start: {(said[-1] if said else str(exc) or type(exc).__name__)[:300]}"
+
+    def close(self) -> None:
+        if self._sock.fileno() < 0:
+            return
+        self._sock.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _stop(self._proc)
+        self._errors.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _traversable(path: Path, uid: int, gid: int) -> bool:
@@ -328,6 +422,7 @@ def _launch(
     cwd: Path | None = None,
     rlimits: Mapping[str, int] = DEFAULT_RLIMITS,
     mask: Sequence[str] = (),
+    server: SandboxServer | None = None,
 ) -> Ran:
     owner = root.stat()
     plan = {
@@ -349,44 +444,10 @@ def _launch(
         "rlimits": dict(rlimits),
         "mask": list(mask),
     }
-    argv = [*isolation.prefix, sys.executable, "-I", "-S", str(INIT_SCRIPT)]
-    started = time.monotonic()
-    captured = Captured()
-    with subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},  # no secret reaches root
-        start_new_session=True,
-    ) as proc:
-        assert proc.stdin is not None and proc.stderr is not None
-        try:
-            proc.stdin.write(marshal.dumps(plan))
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        # The reaper enforces `timeout` inside; ours is the backstop should the sandbox itself hang.
-        late = _drain(proc, captured, started + timeout + 15)
-        if late:
-            _stop(proc)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            proc.wait()
-        status_text = proc.stderr.read().decode("utf-8", errors="replace")
-    seconds = time.monotonic() - started
-    # The last line is the init's status; anything before it is sudo's or Python's own complaint.
-    last = (status_text.strip().splitlines() or [""])[-1]
-    word, _, rest = last.partition(" ")
-    if word == "error":
-        return Ran(None, captured.text(), seconds, True, setup_error=rest)
-    if word != "ok":
-        return Ran(None, captured.text(), seconds, True, setup_error=f"sandbox did not start: {last[:300]}")
-    code_text = rest.split()[0] if rest.split() else "timeout"
-    code = None if late or not code_text.lstrip("-").isdigit() else int(code_text)
-    return Ran(code, captured.text(), seconds, True)
+    if server is not None:
+        return server.run(plan, timeout)
+    with SandboxServer(isolation) as once:
+        return once.run(plan, timeout)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -477,8 +538,10 @@ def run_sandboxed(
     network: Literal["host", "none"] = "host",
     job_env: Mapping[str, str] | None = None,
     rlimits: Mapping[str, int] = DEFAULT_RLIMITS,
+    server: SandboxServer | None = None,
 ) -> Ran:
-    """Run `sh -c command` in `workspace` inside the sandbox (see `sandbox_init`)."""
+    """Run `sh -c command` in `workspace` inside the sandbox (see `sandbox_init`); through
+    `server` when given (one per fix), else through a server started for this run alone."""
     target = workspace if isinstance(workspace, Target) else prepare(workspace, job_env=job_env)
     return _launch(
         isolation,
@@ -493,6 +556,7 @@ def run_sandboxed(
         cwd=target.cwd,
         rlimits=rlimits,
         mask=target.mask,
+        server=server,
     )
 
 
@@ -509,7 +573,8 @@ def run_unsandboxed(workspace: Path, command: str, *, timeout: float, env: Mappi
         stderr=subprocess.STDOUT,
         start_new_session=True,  # so a timeout kills the whole process group
     ) as proc:
-        late = _drain(proc, captured, started + timeout)
+        assert proc.stdout is not None
+        late = _drain(proc.stdout.fileno(), captured, started + timeout)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:

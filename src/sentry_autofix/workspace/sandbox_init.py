@@ -3,9 +3,10 @@ as an unprivileged user inside it. Standard library only, started as `python -I 
 
 It is a separate script, not an import of the package, because it runs as root (directly or
 through `sudo -n`) before any untrusted code: `-I -S` keeps the environment, the working folder
-and site-packages from choosing what it imports. The launcher (`sandbox.py`) sends the plan
-(`marshal`: no import cost) on stdin and reads one status line from stderr; the command's output
-goes to stdout. It imports as little as it can: its start-up is most of the per-run overhead.
+and site-packages from choosing what it imports. It is started once per fix and serves runs over
+a socketpair on fd 0 (`serve`): each request is a `marshal`led plan plus the fd the command's
+output goes to, each answer one status line; every run is forked from the server, so none pays
+the interpreter's start-up.
 
 What it builds (Linux namespaces, see `sandbox.py` for the why):
 
@@ -29,6 +30,7 @@ import marshal
 import os
 import resource
 import select
+import socket
 import struct
 import sys
 from typing import Any
@@ -163,10 +165,8 @@ def mkdirs(path: str) -> None:
 
 def loopback_up() -> None:
     """Bring `lo` up in a new network namespace (tests that bind 127.0.0.1 keep working)."""
-    # Imported here, not at the top: only `test-network: none` needs them, and every import
-    # lengthens every sandboxed run.
+    # Imported here, not at the top: only `test-network: none` needs it.
     import fcntl
-    import socket
 
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -278,6 +278,7 @@ def run_command(plan: dict[str, Any], uid: int, gid: int, status_fd: int) -> int
                 limit = int(value)
                 resource.setrlimit(getattr(resource, name), (limit, limit))
             os.chdir(plan["cwd"])
+            os.closerange(3, 1 << 16)  # nothing of ours (sockets, pipes) reaches the command
             _libc.signal(SIGPIPE, SIG_DFL)  # Python ignores SIGPIPE, and exec would pass that on
             os.execve("/bin/sh", ["sh", "-c", plan["command"]], plan["env"])
         except BaseException as exc:
@@ -300,15 +301,9 @@ def report(fd: int, line: str) -> None:
         pass
 
 
-def main() -> int:
-    plan = marshal.loads(sys.stdin.buffer.read())
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    # stderr is the status channel (an extra fd would not survive sudo's closefrom); the
-    # command's output goes to stdout only.
-    status_fd = os.dup(2)
-    os.dup2(1, 2)
+def run_plan(plan: dict[str, Any], status_fd: int) -> int:
+    """One sandboxed run: new namespaces, the reaper as their PID 1, the command under it. The
+    command's output goes to fd 1; one status line goes to `status_fd`."""
     flags = CLONE_NEWNS | CLONE_NEWPID | (CLONE_NEWNET if plan["network"] == "none" else 0)
     try:
         unshare(flags)
@@ -331,5 +326,58 @@ def main() -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def serve() -> int:
+    """One root process per fix: each request on the socket (fd 0) is a marshalled plan plus the
+    fd its output goes to; each is run in a child forked from here, so a run pays no interpreter
+    start-up. Ends when the launcher closes the socket (or dies)."""
+    prctl(PR_SET_PDEATHSIG, SIGKILL)  # through sudo our parent is sudo, which dies with the launcher
+    sock = socket.socket(fileno=0)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    while True:
+        try:
+            head, fds, _flags, _addr = socket.recv_fds(sock, 4, 1)
+            if len(head) < 4 or not fds:
+                return 0
+            plan = marshal.loads(_recv_exact(sock, int.from_bytes(head, "big")))
+        except (OSError, EOFError, ValueError):
+            return 0
+        out_fd = fds[0]
+        status_r, status_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - one run
+            sock.close()
+            os.close(status_r)
+            prctl(PR_SET_PDEATHSIG, SIGKILL)
+            os.dup2(out_fd, 1)
+            os.dup2(out_fd, 2)
+            os.close(out_fd)
+            os._exit(run_plan(plan, status_w))
+        os.close(out_fd)
+        os.close(status_w)
+        status = b""
+        while chunk := os.read(status_r, 4096):
+            status += chunk
+        os.close(status_r)
+        os.waitpid(pid, 0)
+        lines = status.decode(errors="replace").strip().splitlines()
+        reply = (lines[-1] if lines else "error the sandbox ended without a status").encode()
+        try:
+            sock.sendall(len(reply).to_bytes(4, "big") + reply)
+        except OSError:
+            return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve())

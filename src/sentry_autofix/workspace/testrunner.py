@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,13 @@ class TestExecutor:
     spent: float = field(default=0.0)
     """Seconds of test time used so far, counted against `budget`."""
     _target: sandbox.Target | None = field(default=None, repr=False)
+    _server: sandbox.SandboxServer | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop the sandbox server of this fix (idempotent)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def __call__(self, command: str | None = None) -> TestOutcome:
         command = command or self.command
@@ -117,8 +125,12 @@ class TestExecutor:
                 self._target = sandbox.prepare(
                     self.workspace, job_env=env_base, expose=[os.path.expanduser(p) for p in self.expose]
                 )
+            if self._server is None:
+                self._server = sandbox.SandboxServer(isolation)
+                # The server is a root process: it must not outlive this executor.
+                weakref.finalize(self, self._server.close)
             ran = sandbox.run_sandboxed(
-                isolation, self._target, command, timeout=timeout, env=env, network=self.network
+                isolation, self._target, command, timeout=timeout, env=env, network=self.network, server=self._server
             )
         elif self.allow_unsandboxed:
             log.warning("tests run UNISOLATED (allow-unsandboxed-tests): %s", isolation.reason)
