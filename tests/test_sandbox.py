@@ -91,6 +91,8 @@ def test_sandbox__environment_holds_only_the_toolchain_and_named_variables(ws: P
         "FEATURE_FLAGS": "a,b",
         "PYTHON_TOKEN": "looks-like-toolchain-but-secret",
         "JAVA_HOME": "/opt/java",
+        "PIP_INDEX_URL": "https://user:pip-index-secret@pypi.example/simple",
+        "BUNDLE_GEMS__EXAMPLE__COM": "user:bundle-secret-value",
     }
     env = sandbox.sandbox_env(base, passthrough=["FEATURE_FLAGS"], secret_values=["ghs_tokenvalue123"])
     ran = run(ws, "env | sort", env=env)
@@ -99,7 +101,15 @@ def test_sandbox__environment_holds_only_the_toolchain_and_named_variables(ws: P
     assert "JAVA_HOME=/opt/java" in ran.output
     assert "FEATURE_FLAGS=a,b" in ran.output
     assert "HOME=/tmp/home" in ran.output
-    for leaked in ("ghs_tokenvalue123", "rt_value_123456", "postgres://", "named-but-secret", "looks-like-toolchain"):
+    for leaked in (
+        "ghs_tokenvalue123",
+        "rt_value_123456",
+        "postgres://",
+        "named-but-secret",
+        "looks-like-toolchain",
+        "pip-index-secret",  # red team: credentials inside kept toolchain variables
+        "bundle-secret-value",
+    ):
         assert leaked not in ran.output
 
 

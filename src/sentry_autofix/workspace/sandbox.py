@@ -94,6 +94,11 @@ TOOLCHAINS_IN_HOME: tuple[str, ...] = (
 read-only, though HOME itself is hidden; folders that hold credentials (`.cargo` itself, `.m2`,
 `.gradle`, `.npmrc`, `.docker`, `.config`) are not. More with `sandbox-expose`."""
 
+_CREDENTIAL_VALUE = re.compile(r"://[^/@\s]+:[^/@\s]*@|^[^:/\s]+:[^@\s]+$")
+"""A toolchain variable holding credentials (`https://user:pw@index/`, Bundler's `user:pw`)."""
+_CREDENTIAL_NAME = re.compile(r"^(BUNDLE_[A-Z0-9_]*__[A-Z0-9_]+|(PIP|UV)_(EXTRA_)?INDEX_URL|UV_INDEX_[A-Z0-9_]+)$")
+"""Per-host package-index credentials: passed only when named in `test-env`."""
+
 _RUNNER_FILE_VARS = ("GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_STATE")
 
 
@@ -111,7 +116,9 @@ def sandbox_env(
     env = {
         k: v
         for k, v in base.items()
-        if (k in extra or (_KEEP_ENV.match(k) and not _SECRET_NAME.search(k))) and not any(s in v for s in values)
+        if (k in extra or (_KEEP_ENV.match(k) and not _SECRET_NAME.search(k) and not _CREDENTIAL_VALUE.search(v)))
+        and not (k not in extra and _CREDENTIAL_NAME.match(k))
+        and not any(s in v for s in values)
     }
     env.update({"HOME": home, "TMPDIR": "/tmp", "USER": "sandbox", "LOGNAME": "sandbox"})
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
