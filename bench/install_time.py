@@ -2,9 +2,9 @@
 
 Runs action.yml's own install script (scripts/action-install) on a clean copy of the action, each
 case in a fresh temporary directory with empty package caches, in one run:
-  1. uv on the runner         — deps from pyproject.toml with uv, src/ on the venv path (no build)
+  1. uv on the runner         — locked, hash-checked deps (requirements/action.txt), src/ on the path
   2. no uv on the runner      — pip bootstraps uv, then as 1
-  3. plain pip                — SENTRY_AUTOFIX_INSTALL=pip (pip resolves and builds everything)
+  3. plain pip                — SENTRY_AUTOFIX_INSTALL=pip (pip installs the same locked files)
   4. npm install @anthropic-ai/claude-code (the reference)
 and prints seconds and ratios against 4. Goal: case 1 <= 0.25x the reference and <= 5 s.
 Needs the package registries (PyPI, npm). Usage: .venv/bin/python bench/install_time.py [--skip-pip]

@@ -23,7 +23,17 @@ def test_action_install__uv_path_installs_deps_and_puts_src_on_the_path(tmp_path
         pytest.skip("uv is not available")
     env = {**os.environ, "UV_OFFLINE": "1"}
     probe = subprocess.run(
-        [uv, "pip", "install", "--dry-run", "--python", sys.executable, "-r", str(REPO_ROOT / "pyproject.toml")],
+        [
+            uv,
+            "pip",
+            "install",
+            "--dry-run",
+            "--python",
+            sys.executable,
+            "--no-deps",
+            "-r",
+            str(REPO_ROOT / "requirements" / "action.txt"),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -55,3 +65,48 @@ def test_action_install__uv_path_installs_deps_and_puts_src_on_the_path(tmp_path
     out = subprocess.run([python, "-m", "sentry_autofix", "run", "--help"], capture_output=True, text=True, check=False)
     assert out.returncode == 0
     assert "GITHUB_EVENT_NAME" in out.stdout
+
+
+def test_action_install__locked_requirements_match_uv_lock_and_carry_hashes() -> None:
+    """The Action installs requirements/action*.txt: they must be uv.lock's export, every pin hashed
+    (a stale export, or one without hashes, would install something other than what was locked)."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(uv).exists():
+        pytest.skip("uv is not available")
+    check = subprocess.run(
+        [uv, "lock", "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "UV_OFFLINE": "1"},
+    )
+    assert check.returncode == 0, f"uv.lock does not match pyproject.toml: run `uv lock`\n{check.stderr}"
+    for name, extra in (("action.txt", []), ("action-aws.txt", ["--extra", "aws"])):
+        committed = (REPO_ROOT / "requirements" / name).read_text()
+        proc = subprocess.run(
+            [
+                uv,
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-emit-project",
+                "--format",
+                "requirements-txt",
+                *extra,
+                "--no-header",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "UV_OFFLINE": "1"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        body = "\n".join(line for line in committed.splitlines() if not line.startswith("#"))
+        assert (
+            body.strip() == "\n".join(line for line in proc.stdout.splitlines() if not line.startswith("#")).strip()
+        ), f"requirements/{name} is stale: re-export it from uv.lock (see .github/workflows/lock-update.yml)"
+        pins = [line for line in committed.splitlines() if "==" in line and not line.startswith("#")]
+        assert pins
+        assert all(line.rstrip().endswith("\\") for line in pins), "every pin needs its --hash lines"
