@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     toolchain's: PATH, LANG, JAVA_HOME, VIRTUAL_ENV…). Never a secret: tests run model-written code."""
     test_budget: float = Field(1800.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_TEST_BUDGET", "test_budget"))
     """Total seconds all test runs of one fix may take (each run is also capped by test_timeout)."""
+    baseline_tests: bool = Field(True, validation_alias=_env("SENTRY_AUTOFIX_BASELINE_TESTS", "baseline_tests"))
+    """Run the test command once on the untouched workspace before the agent starts (within
+    test_budget) so tests that already failed do not count against the fix (docs/baseline-tests.md)."""
     test_network: Literal["host", "none"] = Field(
         "host", validation_alias=_env("SENTRY_AUTOFIX_TEST_NETWORK", "test_network")
     )

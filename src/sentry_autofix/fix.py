@@ -30,6 +30,7 @@ from sentry_autofix.sources import ErrorSource
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
+from sentry_autofix.workspace.testids import caused_failure, compare
 from sentry_autofix.workspace.testrunner import TestExecutor, executor_for
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,13 @@ def verify_reproduction(
     run_tests: TestRunner,
     command: str | None,
     with_fix: TestOutcome,
+    before: TestOutcome | None = None,
 ) -> tuple[Literal["true", "false", "unknown"], TestOutcome | None]:
     """Run the changed tests against the original source: they must fail there and pass with the fix.
 
     The fix's non-test changes are held back (restored to the baseline) for one test run, then
-    put back, whatever happens.
+    put back, whatever happens. With a baseline test run (`before`), "fail" and "pass" mean
+    "fail in a way the untouched workspace did not" and "no failure the fix caused".
     """
     if not command or with_fix.status == "not-run":
         return "unknown", None
@@ -92,14 +95,15 @@ def verify_reproduction(
     source = [p for _, p in changes if not is_test_path(p)]
     if not tests or not source:
         return "unknown", None
-    if with_fix.status != "passed":
+    if caused_failure(before, with_fix) is not False:
         return "false", None
     wsdiff.move_to_tree(workspace, final, baseline.tree, only=source)
     try:
         without = run_tests(command)
     finally:
         wsdiff.move_to_tree(workspace, baseline.tree, final, only=source)
-    return ("true" if without.status == "failed" else "false"), without
+    failed = caused_failure(before, without)
+    return ("unknown" if failed is None else "true" if failed else "false"), without
 
 
 def run_fix(
@@ -167,10 +171,19 @@ def _run_fix(
     guard = PathGuard.from_settings(workspace, settings)
     runner = test_runner or default_test_runner(workspace, settings)
     command = settings.test_command
-    toolbox = Toolbox(
-        workspace, guard, runner, command, secret_values=settings.secret_values(), written=written, baseline=baseline
-    )
     run = FixRun(result=FixResult(status="no-fix"), baseline=baseline)
+    before = _baseline_tests(runner, command, settings, progress)
+    run.test_seconds += before.seconds if before else 0.0
+    toolbox = Toolbox(
+        workspace,
+        guard,
+        runner,
+        command,
+        secret_values=settings.secret_values(),
+        written=written,
+        baseline=baseline,
+        baseline_tests=before,
+    )
 
     def finish(result: FixResult, keep: bool) -> FixRun:
         if not keep:
@@ -215,6 +228,7 @@ def _run_fix(
         pr_title=fin.pr_title if fin else "",
         summary=fin.summary if fin else "",
         usage=outcome.usage,
+        baseline_tests=before,
     )
     if outcome.stop == "error":
         base.status, base.error = "error", outcome.error
@@ -257,11 +271,26 @@ def _run_fix(
     base.tests = tests
     t0 = clock()
     try:
-        base.reproduced, _ = verify_reproduction(workspace, baseline, toolbox.written, runner, command, tests)
+        base.reproduced, _ = verify_reproduction(workspace, baseline, toolbox.written, runner, command, tests, before)
     finally:
         run.test_seconds += clock() - t0
     base.status = "fixed"
     return finish(base, keep=keep_changes)
+
+
+def _baseline_tests(
+    runner: TestRunner, command: str | None, settings: Settings, progress: Callable[[str], None] | None
+) -> TestOutcome | None:
+    """The test command on the untouched workspace, so failures the fix did not cause are known
+    (same sandbox and time budget as every other run); None when skipped or nothing to run."""
+    if not settings.baseline_tests or not command:
+        return None
+    before = runner(command)
+    if progress:
+        known = before.failed_tests
+        detail = "" if before.status != "failed" else f", {len(known)} failing" if known else ", failures unreadable"
+        progress(f"baseline: tests {before.status} before any change ({before.seconds:.1f}s{detail})")
+    return before
 
 
 # -- presentation ---------------------------------------------------------------------------------
@@ -276,6 +305,8 @@ def render_pr_text(result: FixResult, event: ErrorEvent) -> str:
     files = "\n".join(f"- `{f.path}` (+{f.added} −{f.removed}{', new' if f.is_new else ''})" for f in result.files)
     tests = result.tests
     test_line = f"{tests.status}" + (f" (`{tests.command}`, exit {tests.exit_code})" if tests.command else "")
+    versus = compare(result.baseline_tests, tests)
+    test_line += f": {versus}" if versus else ""
     parts = [
         f"PR title: {result.pr_title or 'Fix ' + event.headline[:60]}",
         "",

@@ -198,6 +198,9 @@ class TestOutcome(_Model):
     seconds: float = 0.0
     sandboxed: bool | None = None
     """True: ran in the sandbox; False: ran unisolated (the user's explicit opt-out); None: not run."""
+    failed_tests: list[str] | None = None
+    """The failing test ids read from the output ([] when it passed); None: not run, or not readable
+    (workspace/testids.py)."""
 
 
 class FileChange(_Model):
@@ -248,5 +251,8 @@ class FixResult(_Model):
     files: list[FileChange] = Field(default_factory=list)
     tests: TestOutcome = Field(default_factory=lambda: TestOutcome(status="not-run"))
     reproduced: Literal["true", "false", "unknown"] = "unknown"
+    baseline_tests: TestOutcome | None = None
+    """The test command on the untouched workspace, before the agent started (`baseline-tests`):
+    a failure that already failed there is not the fix's."""
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None

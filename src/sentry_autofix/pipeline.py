@@ -28,6 +28,7 @@ from sentry_autofix.sources.sentry_event import load_document
 from sentry_autofix.sources.traceback_text import load_traceback
 from sentry_autofix.triage import build_triage, render_markdown, to_json
 from sentry_autofix.workspace import branch as git_branch
+from sentry_autofix.workspace.testids import caused_failure
 from sentry_autofix.workspace.testrunner import executor_for
 
 _CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -158,7 +159,8 @@ class Collaborators:
 
 def draft_reasons(fix: FixResult, settings: Settings) -> list[str]:
     reasons = []
-    if settings.draft_on_test_failure and fix.tests.status == "failed":
+    # A failure every failing test of which already failed before the change is not the fix's.
+    if settings.draft_on_test_failure and caused_failure(fix.baseline_tests, fix.tests) is not False:
         reasons.append("tests failed")
     if settings.draft_on_test_failure and fix.tests.status == "not-run":
         reasons.append("tests were not run")

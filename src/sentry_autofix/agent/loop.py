@@ -201,7 +201,7 @@ def run_loop(
                 toolbox.execute_tests_now()
                 test_seconds += clock() - t0
             tests = toolbox.last_tests
-            failed = toolbox.written and tests is not None and tests.status == "failed"
+            failed = toolbox.written and tests is not None and toolbox.regressed(tests)
             if failed and repairs < max_repairs and meter.exhausted() is None and tests is not None:
                 repairs += 1
                 tail = tests.output_tail[-toolbox.guard.limits.max_test_output_chars :]

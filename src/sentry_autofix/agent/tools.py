@@ -26,6 +26,7 @@ from sentry_autofix.models import Confidence, TestOutcome
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import run_git
 from sentry_autofix.workspace.guard import ALWAYS_PRIVATE, BlockedPath, PathGuard, matches_any
+from sentry_autofix.workspace.testids import caused_failure, preexisting
 from sentry_autofix.workspace.testrunner import redact
 
 TestRunner = Callable[[str | None], TestOutcome]
@@ -206,6 +207,8 @@ class Toolbox:
     baseline: wsdiff.Baseline | None = None
     """The workspace as the fix found it: which files were untracked, and the ignore rules then.
     None: the toolbox snapshots the workspace itself when it is made."""
+    baseline_tests: TestOutcome | None = None
+    """The test command's run on the untouched workspace (`baseline-tests`), if any."""
 
     def __post_init__(self) -> None:
         if self.baseline is None:
@@ -449,6 +452,11 @@ class Toolbox:
         except GuardViolation:
             raise refused from None
 
+    def regressed(self, outcome: TestOutcome) -> bool:
+        """Whether `outcome` fails because of the change: not when every failing test already failed
+        in the baseline run; yes when that cannot be told."""
+        return caused_failure(self.baseline_tests, outcome) is not False
+
     def execute_tests_now(self) -> TestOutcome:
         """Run the full configured command on the current files (used after `finish`)."""
         if self.test_command is None:
@@ -470,7 +478,9 @@ class Toolbox:
             self.last_tests = outcome
             self.tests_current = True
         tail = outcome.output_tail[-self.guard.limits.max_test_output_chars :]
-        return f"$ {command}\nexit code: {outcome.exit_code} ({outcome.status})\n{tail}"
+        old = preexisting(self.baseline_tests, outcome)
+        note = f"\n[{len(old)} of these failures also failed before any change: {', '.join(old)[:2000]}]" if old else ""
+        return f"$ {command}\nexit code: {outcome.exit_code} ({outcome.status})\n{tail}{note}"
 
 
 # -- tolerant single replacement ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sentry_autofix.markers import CommentState, marker_for, state_comment
 from sentry_autofix.models import ErrorEvent, FixResult, TriageReport
 from sentry_autofix.neutral import md_code, safe_url
 from sentry_autofix.redact import redact_text
+from sentry_autofix.workspace.testids import compare, new_failures, preexisting
 
 BODY_LIMIT = 65_536
 """GitHub rejects issue/PR bodies longer than this (422 `body is too long`)."""
@@ -126,7 +127,28 @@ def _tests_block(fix: FixResult) -> str:
     if t.status == "passed":
         return f"✅ **passed**{cmd}{where} in {t.seconds:.0f}s.{warning}"
     tail = fence(t.output_tail, limit=4_000) if t.output_tail else ""
-    return f"❌ **failed**{cmd}{where}, exit code {t.exit_code}. Last lines:\n\n{tail}{warning}"
+    return f"{_failed_head(fix)}{cmd}{where}, exit code {t.exit_code}. Last lines:\n\n{tail}{warning}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _failed_head(fix: FixResult) -> str:
+    """How the failure compares with the baseline run (the tests before the change), in words."""
+    t, before = fix.tests, fix.baseline_tests
+    new = new_failures(before, t)
+    if new is None:
+        if before is not None and before.status == "failed":
+            return "❌ **failed** (the tests failed before this change too; which tests could not be read)"
+        return "❌ **failed**"
+    old = preexisting(before, t)
+    names = ", ".join(md_code(redact_text(n), 120) for n in (new or old)[:10])
+    more = f" and {len(new or old) - 10} more" if len(new or old) > 10 else ""
+    if not new:
+        return f"⚠️ **{compare(before, t)}** (not caused by the fix: {names}{more})"
+    also = f"; {len(old)} more failed before this change too" if old else ""
+    return f"❌ **failed**: {_plural(len(new), 'test')} newly failing ({names}{more}){also}"
 
 
 def _files_table(fix: FixResult) -> str:

@@ -23,6 +23,7 @@ from typing import Literal
 from sentry_autofix.config import Settings
 from sentry_autofix.models import TestOutcome
 from sentry_autofix.workspace import sandbox
+from sentry_autofix.workspace.testids import with_failures
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class TestExecutor:
                 ),
             )
         self.spent += ran.seconds
-        return self._outcome(command, ran, timeout)
+        return with_failures(self._outcome(command, ran, timeout))
 
     def _outcome(self, command: str, ran: sandbox.Ran, timeout: float) -> TestOutcome:
         tail = redact(ran.output, self.secret_values)
