@@ -282,6 +282,49 @@ class Settings(BaseSettings):
     """Set by Actions; links a Sentry `in progress` comment to the run that claimed the issue."""
     github_actions: bool = Field(False, validation_alias=_env("GITHUB_ACTIONS", "github_actions"))
     """True inside a GitHub Actions runner: workflow commands (::group:: …) are emitted."""
+
+    # --- GitLab (delivery/gitlab.py, gitlab_ci.py; docs/gitlab.md) ------------------------------
+    code_host: Literal["github", "gitlab"] | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_CODE_HOST", "code_host")
+    )
+    """Where fixes are delivered; default: gitlab inside GitLab CI (GITLAB_CI), else github."""
+    gitlab_ci: bool = Field(False, validation_alias=_env("GITLAB_CI", "gitlab_ci"))
+    """Set by GitLab Runner: logs use collapsible sections, outputs go to a dotenv report."""
+    gitlab_token: SecretStr | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TOKEN", "GITLAB_TOKEN", "gitlab_token")
+    )
+    """Project (or group) access token, role Developer, scopes `api` and `write_repository`. The CI
+    job token cannot open merge requests."""
+    gitlab_url: str | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_URL", "CI_SERVER_URL", "gitlab_url")
+    )
+    """GitLab base URL (https://gitlab.com or self-managed); GitLab CI sets CI_SERVER_URL."""
+    gitlab_project: str | None = Field(
+        None,
+        validation_alias=_env("SENTRY_AUTOFIX_GITLAB_PROJECT", "CI_PROJECT_ID", "CI_PROJECT_PATH", "gitlab_project"),
+    )
+    """Project id or `group/project` path; GitLab CI sets CI_PROJECT_ID."""
+    gitlab_project_url: str | None = Field(None, validation_alias=_env("CI_PROJECT_URL", "gitlab_project_url"))
+    ci_pipeline_url: str | None = Field(None, validation_alias=_env("CI_PIPELINE_URL", "ci_pipeline_url"))
+    """Set by GitLab CI: linked from Sentry comments and MR descriptions."""
+    ci_pipeline_source: str | None = Field(None, validation_alias=_env("CI_PIPELINE_SOURCE", "ci_pipeline_source"))
+    """Set by GitLab CI: trigger/api/web/schedule/… (gitlab_ci.event_name maps it)."""
+    ci_project_dir: str | None = Field(None, validation_alias=_env("CI_PROJECT_DIR", "ci_project_dir"))
+    gitlab_dotenv: str = Field("sentry-autofix.env", validation_alias=_env("SENTRY_AUTOFIX_DOTENV", "gitlab_dotenv"))
+    """Under GitLab CI: the `artifacts:reports:dotenv` file the outputs are written to."""
+    gitlab_summary: str = Field(
+        "sentry-autofix-summary.md", validation_alias=_env("SENTRY_AUTOFIX_SUMMARY_FILE", "gitlab_summary")
+    )
+    """Under GitLab CI: the markdown summary file (keep it as a job artifact)."""
+    gitlab_trigger_token: SecretStr | None = Field(
+        None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN", "gitlab_trigger_token")
+    )
+    """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines."""
+
+    @property
+    def host_name(self) -> Literal["github", "gitlab"]:
+        return self.code_host or ("gitlab" if self.gitlab_ci else "github")
+
     slack_api_url: str = Field("https://slack.com/api", validation_alias=_env("SLACK_API_URL", "slack_api_url"))
     """Slack Web API base, for `chat.postMessage` with SLACK_BOT_TOKEN."""
     notify_timeout: float = Field(10.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_NOTIFY_TIMEOUT", "notify_timeout"))
@@ -524,6 +567,8 @@ class Settings(BaseSettings):
             self.rollbar_access_token,
             self.datadog_api_key,
             self.datadog_app_key,
+            self.gitlab_token,
+            self.gitlab_trigger_token,
         ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

@@ -177,6 +177,24 @@ class NeutralStream(io.TextIOBase):
         self._lead, self._tail = "start", ""
         self.raw.flush()
 
+    def section(self, line: str) -> None:
+        """Write one GitLab log-section marker of ours (`gitlab_ci.GitLabRunner` builds it): the
+        one line allowed to carry `\\r` and ESC. GitLab folds the log at `section_start:<ts>:<name>`
+        followed by `\\r\\e[0K` (docs.gitlab.com/ci/jobs/job_logs/#custom-collapsible-sections);
+        `clean` strips both characters from every other line, so text cannot forge a section."""
+        if not _SECTION.fullmatch(line):
+            raise ValueError("not a section marker of ours")
+        prefix = "" if self._lead == "start" and not self._tail else "\n"
+        self.raw.write(f"{prefix}{line}\n")
+        self._lead, self._tail = "start", ""
+        self.raw.flush()
+
+
+_SECTION = re.compile(
+    r"\x1b\[0Ksection_(?:start|end):[0-9]{1,12}:[a-z0-9_]{1,64}(?:\[collapsed=true\])?\r\x1b\[0K"
+    r"[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]*"
+)
+
 
 def stream(raw: TextIO | NeutralStream) -> NeutralStream:
     """`raw` behind a NeutralStream (itself when it already is one: one state per stream)."""

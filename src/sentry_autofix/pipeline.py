@@ -178,6 +178,8 @@ class Pipeline:
 
     @staticmethod
     def run_link(settings: Settings) -> str | None:
+        if settings.host_name == "gitlab":
+            return settings.ci_pipeline_url
         if not (settings.github_run_id and settings.github_repository):
             return None
         server = settings.github_server_url.rstrip("/")
@@ -324,7 +326,7 @@ class Pipeline:
                 prefix=self.s.branch_prefix,
                 paths=changed,
             )
-            token = self.s.github_token.get_secret_value() if self.s.github_token else None
+            user, token = self.c.host.push_auth() or ("", None)
             pushed = git_branch.push_branch(
                 self.ws,
                 branch=branch,
@@ -333,6 +335,7 @@ class Pipeline:
                 issue_id=issue_id,
                 author=self.s.commit_author,
                 token=token,
+                user=user,
             )
             r.log(f"branch {branch}: {pushed.outcome} at {pushed.sha[:12]}")
         if pr is not None and pr.state == "open":
@@ -396,6 +399,9 @@ class Pipeline:
             if head and self.s.github_repository
             else None
         )
+        if self.s.host_name == "gitlab":
+            project_url = self.s.gitlab_project_url
+            blob_base = f"{project_url.rstrip('/')}/-/blob/{head}" if head and project_url else None
         title = self._clean(bodies.issue_title(event))
         body = self._clean(
             bodies.render_issue_body(

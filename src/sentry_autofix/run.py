@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from sentry_autofix import neutral
+from sentry_autofix import gitlab_ci, neutral
 from sentry_autofix.actions import Runner, scrub
 from sentry_autofix.agent.llm import LLM
 from sentry_autofix.config import Settings
@@ -41,6 +41,14 @@ def resolve_issue_id(settings: Settings) -> str | None:
     """
     if settings.sentry_issue_id:
         return _check_id(settings.sentry_issue_id, "the sentry-issue-id input (SENTRY_AUTOFIX_ISSUE_ID)")
+    if settings.gitlab_ci:
+        # GitLab passes the id only as a pipeline variable (read above); a scheduled pipeline polls.
+        if gitlab_ci.event_name(settings.ci_pipeline_source) == "schedule":
+            return None
+        raise ConfigError(
+            f"no Sentry issue id for pipeline source {settings.ci_pipeline_source or '(none)'}: pass the "
+            "SENTRY_AUTOFIX_ISSUE_ID pipeline variable (the component's issue-id input), or run on a schedule"
+        )
     name = settings.github_event_name
     if name == "schedule":
         return None
@@ -162,9 +170,36 @@ def build_locator() -> Locator:
 
 
 def build_host(settings: Settings) -> CodeHost:
-    from sentry_autofix.delivery.github import GitHubHost
+    """The configured code host (delivery.HOSTS), imported only when used."""
+    from importlib import import_module
 
-    return GitHubHost(settings)
+    from sentry_autofix.delivery import HOSTS
+
+    module, _, name = HOSTS[settings.host_name].partition(":")
+    try:
+        cls = getattr(import_module(module), name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the {settings.host_name} code host needs an extra: pip install 'sentry-autofix[{settings.host_name}]'"
+        ) from exc
+    host: CodeHost = cls(settings)
+    return host
+
+
+def build_runner(settings: Settings) -> Runner:
+    """The CI's log/outputs/summary channel: GitLab's under GITLAB_CI, else the Actions one."""
+    if settings.gitlab_ci:
+        return gitlab_ci.GitLabRunner(
+            dotenv_path=settings.gitlab_dotenv,
+            summary_path=settings.gitlab_summary,
+            secret_values=settings.secret_values(),
+        )
+    return Runner(
+        enabled=settings.github_actions,
+        output_path=settings.github_output,
+        summary_path=settings.github_step_summary,
+        secret_values=settings.secret_values(),
+    )
 
 
 def settings_error(exc: AutofixError) -> int:
@@ -184,19 +219,16 @@ def run_command(
 
     `fixer_factory` is the seam where the agent is built (tests pass a scripted one).
     """
-    runner = Runner(
-        enabled=settings.github_actions,
-        output_path=settings.github_output,
-        summary_path=settings.github_step_summary,
-        secret_values=settings.secret_values(),
-    )
+    runner = build_runner(settings)
     runner.mask_secrets()
     try:
         issue_ref = resolve_issue_id(settings)
         action = dispatch_action(settings)
         if issue_ref is not None and action in _CLOSING_ACTIONS and not settings.sentry_issue_id:
             return finish(follow_lifecycle(issue_ref, action, settings, runner), runner)
-        workspace = Path(getattr(args, "workspace", None) or settings.github_workspace or ".").resolve()
+        workspace = Path(
+            getattr(args, "workspace", None) or settings.github_workspace or settings.ci_project_dir or "."
+        ).resolve()
         collaborators = Collaborators(
             source=build_source(settings, issue_ref),
             host=None if settings.dry_run else build_host(settings),

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 
 class GitHTTPServer:
-    def __init__(self, root: Path, token: str) -> None:
+    def __init__(self, root: Path, token: str, user: str = "x-access-token") -> None:
+        """`user`: GitHub's form is `x-access-token`; GitLab takes `oauth2` with an access token."""
         self.root = root
-        self.expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        self.user = user
+        self.expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
         self.auth_headers: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -53,7 +55,7 @@ class GitHTTPServer:
                     "QUERY_STRING": parts.query,
                     "CONTENT_TYPE": self.headers.get("Content-Type", ""),
                     "CONTENT_LENGTH": str(length),
-                    "REMOTE_USER": "x-access-token",
+                    "REMOTE_USER": fake.user,
                     "REMOTE_ADDR": "127.0.0.1",
                     "GIT_CONFIG_NOSYSTEM": "1",
                     "GIT_CONFIG_GLOBAL": os.devnull,

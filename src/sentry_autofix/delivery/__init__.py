@@ -1,4 +1,8 @@
-"""Delivery: where a fix or a triage report ends up (GitHub first), behind one small protocol."""
+"""Delivery: where a fix or a triage report ends up, behind one small protocol.
+
+One module per code host (`github.py`, `gitlab.py`); `HOSTS` names them, imported lazily so the
+`gitlab` extra stays optional.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +33,19 @@ class Existing:
     issue: HostItem | None = None
 
 
+HOSTS = {
+    "github": "sentry_autofix.delivery.github:GitHubHost",
+    "gitlab": "sentry_autofix.delivery.gitlab:GitLabHost",
+}
+"""Code host name (Settings.host_name) → `module:class` implementing CodeHost."""
+
+
 class CodeHost(Protocol):
-    """The SCM seam: PRs, issues, labels, CI dispatch. `github.GitHubHost` implements it."""
+    """The SCM seam: PRs (GitLab: merge requests), issues, labels, CI dispatch."""
+
+    def push_auth(self) -> tuple[str, str] | None:
+        """(user name, token) for `git push` over HTTPS, or None to push with git's own credentials."""
+        ...
 
     def default_branch(self) -> str: ...
 

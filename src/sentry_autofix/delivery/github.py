@@ -149,6 +149,7 @@ class GitHubHost:
                 lazy=True,
             )
         self._gh = client
+        self._token = settings.github_token.get_secret_value() if settings.github_token else None
         self.full_name = settings.github_repository
         self.owner = self.full_name.split("/", 1)[0]
         self._repo = client.get_repo(self.full_name)
@@ -156,6 +157,10 @@ class GitHubHost:
             dict.fromkeys([lbl for lbl in (settings.labels[:1] + settings.issue_labels[:1]) if lbl])
         )
         self._known_labels: set[str] | None = None
+
+    def push_auth(self) -> tuple[str, str] | None:
+        # The form actions/checkout uses for the job token.
+        return ("x-access-token", self._token) if self._token else None
 
     # -- reads --------------------------------------------------------------------------------
     def default_branch(self) -> str:

@@ -158,18 +158,19 @@ class PushResult:
     outcome: Literal["created", "updated", "unchanged"]
 
 
-def auth_env(remote_url: str, token: str | None) -> dict[str, str]:
+def auth_env(remote_url: str, token: str | None, user: str = "x-access-token") -> dict[str, str]:
     """Git config for one command, through the environment (never argv, never .git/config).
 
     Resets any `extraheader` actions/checkout persisted, so GitHub does not see two
-    Authorization headers, then adds ours in the form actions/checkout uses.
+    Authorization headers, then adds ours in the form actions/checkout uses (`user` is
+    `x-access-token` there; GitLab takes `oauth2` with an access token).
     """
     if not token:
         return {}
     parts = urlsplit(remote_url)
     if parts.scheme not in ("http", "https"):
         return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    basic = base64.b64encode(f"{user}:{token}".encode()).decode()
     scoped = f"http.{parts.scheme}://{parts.netloc}/.extraheader"
     entries = [
         ("http.extraheader", ""),
@@ -264,13 +265,14 @@ def push_branch(
     author: str,
     token: str | None,
     remote: str = "origin",
+    user: str = "x-access-token",
 ) -> PushResult:
     """Push the fix commit; replace the remote branch only when it is ours (see module doc)."""
     _check_branch(branch, base, prefix)
     ref = f"refs/heads/{branch}"
     sha = run_git(workspace, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()
     url = run_git(workspace, "remote", "get-url", remote).stdout.strip()
-    env = auth_env(url, token)
+    env = auth_env(url, token, user)
     listed = run_git(workspace, "ls-remote", *_UPLOAD, "--heads", url, ref, env=env).stdout.split()
     if not listed:
         _push(workspace, url, f"{sha}:{ref}", env)

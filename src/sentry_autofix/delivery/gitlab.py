@@ -1,0 +1,257 @@
+"""GitLab (gitlab.com or self-managed) behind the CodeHost protocol, on python-gitlab.
+
+Authentication is a project or group access token (role Developer, scopes `api` +
+`write_repository`): the CI job token cannot create merge requests
+(docs.gitlab.com/ci/jobs/ci_job_token/ — it reaches only a short list of endpoints, none of them
+`POST /projects/:id/merge_requests`). The same token pushes the fix branch over HTTPS as user
+`oauth2` (docs.gitlab.com/user/profile/personal_access_tokens/ — "any non-blank value" is accepted as
+the user name for token auth), given only to that one `git push` through the environment.
+
+Budget: a delivered MR costs 5 REST calls, counted in tests/delivery/test_e2e_gitlab.py: MRs by
+source branch, labelled MRs scanned for the marker, labelled issues scanned for the marker, the
+project's labels, create the MR (labels go with it); +1 per label that must be created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+
+from sentry_autofix import __version__
+from sentry_autofix.config import Settings
+from sentry_autofix.delivery import Existing, HostItem
+from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
+from sentry_autofix.markers import issue_ids_in
+
+LABEL_COLOUR = "#6c5fc7"
+"""Sentry purple, for the labels we create."""
+MARKER_SCAN = 300
+"""Labelled MRs/issues (newest updated first) scanned for the description marker."""
+DRAFT_PREFIX = "Draft: "
+"""A title starting with `Draft:` makes a draft MR (docs.gitlab.com/user/project/merge_requests/drafts/)."""
+TOKEN_HELP = (
+    "set SENTRY_AUTOFIX_GITLAB_TOKEN (a masked CI/CD variable) to a project access token with role "
+    "Developer and scopes `api` and `write_repository` (Settings → Access tokens); the CI job token "
+    "cannot create merge requests"
+)
+
+
+def translate(exc: Exception, action: str) -> Exception:
+    """One place that turns python-gitlab/requests failures into our errors, with the fix to apply."""
+    if isinstance(exc, (CodeHostError, ConfigError)):
+        return exc
+    if isinstance(exc, GitlabError):
+        code = exc.response_code
+        msg = str(exc.error_message or "")[:300]
+        if code == 401:
+            return Forbidden(f"GitLab rejected the token (401) while trying to {action}: {TOKEN_HELP}")
+        if code == 403:
+            return Forbidden(
+                f"GitLab forbade {action} (403: {msg}): the token needs scope `api` (and `write_repository` "
+                "to push) and at least the Developer role on the project"
+            )
+        if code == 404:
+            return NotFound(
+                f"GitLab answered 404 while trying to {action}: check SENTRY_AUTOFIX_GITLAB_PROJECT / "
+                "CI_PROJECT_ID and that the token's project or group includes this project"
+            )
+        if code == 429:
+            return RateLimited(f"GitLab rate limit hit while trying to {action}; re-run later")
+        return CodeHostError(f"GitLab answered {code} while trying to {action}: {msg}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return CodeHostError(
+            f"could not reach GitLab ({type(exc).__name__}) while trying to {action}: check CI_SERVER_URL "
+            "(SENTRY_AUTOFIX_GITLAB_URL)"
+        )
+    return exc
+
+
+@contextmanager
+def _seam(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (GitlabError, requests.exceptions.RequestException) as exc:
+        raise translate(exc, action) from exc
+
+
+class GitLabHost:
+    """CodeHost on the GitLab REST API v4. Merge requests are the `pr` items, GitLab issues the
+    triage issues; `number` is the project-scoped `iid`."""
+
+    def __init__(self, settings: Settings, *, client: gitlab.Gitlab | None = None) -> None:
+        if not settings.gitlab_project:
+            raise ConfigError(
+                "set SENTRY_AUTOFIX_GITLAB_PROJECT to the project id or path (GitLab CI sets CI_PROJECT_ID)"
+            )
+        if settings.gitlab_token is None:
+            raise ConfigError(TOKEN_HELP)
+        self._token = settings.gitlab_token.get_secret_value()
+        if client is None:
+            if not settings.gitlab_url:
+                raise ConfigError("set SENTRY_AUTOFIX_GITLAB_URL to the GitLab base URL (GitLab CI sets CI_SERVER_URL)")
+            client = gitlab.Gitlab(
+                url=settings.gitlab_url.rstrip("/"),
+                private_token=self._token,
+                timeout=30,
+                user_agent=f"sentry-autofix/{__version__}",
+                per_page=100,
+                # 429 and 5xx are retried, honouring Retry-After (python-gitlab's http_request).
+                retry_transient_errors=True,
+            )
+        self._gl = client
+        # lazy: no GET /projects/:id until an attribute is read (default_branch only).
+        self._project_ref = settings.gitlab_project
+        self._project = client.projects.get(settings.gitlab_project, lazy=True)
+        self._mr_label = settings.labels[0] if settings.labels else None
+        self._issue_label = settings.issue_labels[0] if settings.issue_labels else None
+        self._known_labels: set[str] | None = None
+        self._drafts: dict[int, bool] = {}
+
+    def push_auth(self) -> tuple[str, str]:
+        return ("oauth2", self._token)
+
+    # -- reads --------------------------------------------------------------------------------
+    def default_branch(self) -> str:
+        with _seam("read the project"):
+            return str(self._gl.projects.get(self._project_ref).default_branch)
+
+    def find_existing(self, issue_id: str, branch: str) -> Existing:
+        pr: HostItem | None = None
+        issue: HostItem | None = None
+        with _seam("look for an existing merge request"):
+            for mr in self._project.mergerequests.list(source_branch=branch, state="all", get_all=False):
+                if mr.source_branch == branch:
+                    pr = self._mr_item(mr.attributes)
+                    if pr.state == "open":
+                        break
+        if pr is None and self._mr_label:
+            with _seam("look for a merge request with our marker"):
+                for n, mr in enumerate(
+                    self._project.mergerequests.list(
+                        labels=[self._mr_label], state="all", order_by="updated_at", sort="desc", iterator=True
+                    )
+                ):
+                    if n >= MARKER_SCAN:
+                        break
+                    if issue_id in issue_ids_in(mr.description):
+                        pr = self._mr_item(mr.attributes)
+                        break
+        with _seam("look for an existing issue"):
+            kwargs: dict[str, Any] = {"state": "all", "order_by": "updated_at", "sort": "desc", "iterator": True}
+            if self._issue_label:
+                kwargs["labels"] = [self._issue_label]
+            for n, item in enumerate(self._project.issues.list(**kwargs)):
+                if n >= MARKER_SCAN:
+                    break
+                if issue_id not in issue_ids_in(item.description):
+                    continue
+                if issue is None or (issue.state == "closed" and item.state == "opened"):
+                    issue = self._issue_item(item.attributes)
+                if issue.state == "open":
+                    break
+        return Existing(pr=pr, issue=issue)
+
+    # -- writes -------------------------------------------------------------------------------
+    def open_pull_request(
+        self, *, branch: str, base: str, title: str, body: str, draft: bool, labels: Sequence[str]
+    ) -> HostItem:
+        self._ensure_labels(labels)
+        with _seam("open the merge request"):
+            mr = self._project.mergerequests.create(
+                {
+                    "source_branch": branch,
+                    "target_branch": base,
+                    "title": (DRAFT_PREFIX + title) if draft else title,
+                    "description": body,
+                    "labels": ",".join(labels),
+                    "remove_source_branch": True,
+                }
+            )
+        return self._mr_item(mr.attributes)
+
+    def update_pull_request(self, number: int, *, title: str, body: str, labels: Sequence[str]) -> HostItem:
+        with _seam("update the merge request"):
+            draft = self._drafts.get(number)
+            if draft is None:
+                draft = bool(self._project.mergerequests.get(number).attributes.get("draft"))
+            # A title without the `Draft:` prefix would mark a draft MR ready: keep what it was.
+            data = self._project.mergerequests.update(
+                number, {"title": (DRAFT_PREFIX + title) if draft else title, "description": body}
+            )
+        return self._mr_item(data)
+
+    def open_issue(self, *, title: str, body: str, labels: Sequence[str]) -> HostItem:
+        self._ensure_labels(labels)
+        with _seam("open the triage issue"):
+            created = self._project.issues.create({"title": title, "description": body, "labels": ",".join(labels)})
+        return self._issue_item(created.attributes)
+
+    def reopen_issue(self, number: int, *, comment: str) -> HostItem:
+        with _seam("reopen the triage issue"):
+            self._project.issues.get(number, lazy=True).notes.create({"body": comment})
+            data = self._project.issues.update(number, {"state_event": "reopen"})
+        return self._issue_item(data)
+
+    def comment(self, kind: str, number: int, body: str) -> None:
+        """A note on an MR or issue (the lifecycle's `resolved in Sentry`)."""
+        with _seam(f"comment on {kind} {number}"):
+            manager = self._project.mergerequests if kind == "pr" else self._project.issues
+            manager.get(number, lazy=True).notes.create({"body": body})
+
+    def dispatch_workflow(self, workflow: str, ref: str) -> None:
+        """GitLab runs the branch pipeline on push by itself; `ci-workflow` starts one more on `ref`."""
+        with _seam(f"start a pipeline on {ref}"):
+            self._project.pipelines.create({"ref": ref})
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _ensure_labels(self, labels: Sequence[str]) -> None:
+        if not labels:
+            return
+        with _seam("create labels"):
+            if self._known_labels is None:
+                self._known_labels = {
+                    str(lbl.name).lower()
+                    for lbl in self._project.labels.list(iterator=True, include_ancestor_groups=True)
+                }
+            for name in labels:
+                if name.lower() in self._known_labels:
+                    continue
+                try:
+                    self._project.labels.create(
+                        {"name": name, "color": LABEL_COLOUR, "description": "Opened by sentry-autofix"}
+                    )
+                except GitlabError as exc:
+                    if exc.response_code != 409:  # 409 already exists: a concurrent run made it
+                        raise
+                self._known_labels.add(name.lower())
+
+    def _mr_item(self, data: dict[str, Any]) -> HostItem:
+        number = int(data["iid"])
+        draft = bool(data.get("draft") or data.get("work_in_progress"))
+        self._drafts[number] = draft
+        state = str(data.get("state"))
+        return HostItem(
+            kind="pr",
+            number=number,
+            url=str(data.get("web_url")),
+            state="open" if state == "opened" else "closed",
+            merged=state == "merged",
+            draft=draft,
+            branch=str(data.get("source_branch") or "") or None,
+            labels=tuple(str(lbl) for lbl in data.get("labels") or []),
+        )
+
+    @staticmethod
+    def _issue_item(data: dict[str, Any]) -> HostItem:
+        return HostItem(
+            kind="issue",
+            number=int(data["iid"]),
+            url=str(data.get("web_url")),
+            state="open" if data.get("state") == "opened" else "closed",
+            labels=tuple(str(lbl) for lbl in data.get("labels") or []),
+        )
