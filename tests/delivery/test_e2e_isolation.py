@@ -305,3 +305,52 @@ def test_run__model_file_named_like_pathspec_magic_commits_only_itself(
     assert (workspace / "README.md").read_text() == "locally modified before the run\n"
     assert (workspace / "gha-creds-0123abcd.json").exists()
     assert "gha-creds" not in git(remote, "ls-tree", "-r", "--name-only", "sentry-autofix/SHOP-1F")
+
+
+NESTING_TEST = """
+import os, subprocess
+
+def test_nest():
+    # What a test suite may do to the checkout: repositories inside it, valid and half-made.
+    subprocess.run(["git", "init", "-q", "shop/extra"], check=True)  # a folder the fix wrote into
+    subprocess.run(["git", "init", "-q", "shop"], check=True)  # a folder with tracked files
+    os.makedirs("junk/.git/objects"); os.makedirs("junk/.git/refs")
+    with open("junk/.git/HEAD", "w") as fh:
+        fh.write("ref: refs/heads/nowhere\\n")
+    with open("junk/out.txt", "w") as fh:
+        fh.write("artifact\\n")
+"""
+
+
+def test_run__repositories_a_test_creates_inside_the_checkout_break_nothing(
+    tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    """Red team, issue 9: a test that runs `git init` in folders of the checkout made the next `git
+    add` fail ("does not have a commit checked out") or silently dropped the fix's files below the
+    new repository, and the run ended `error` with the workspace dirty. A nested repository that
+    was there before the run (the user's) is left alone."""
+    subprocess.run(["git", "init", "-q", str(workspace / "vendored")], check=True)  # no commit yet
+    (workspace / "vendored" / "lib.txt").write_text("the user's\n")
+    script: list[Step] = [
+        tool("write_file", path="shop/extra/helper.py", content="HELPER = 1\n"),
+        tool("write_file", path="tests/test_nest.py", content=NESTING_TEST.lstrip()),
+        tool("run_tests", command=f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_nest.py"),
+        tool("edit_file", path="shop/cart.py", old_text=OLD, new_text=NEW),
+        tool("run_tests"),
+        finish(),
+    ]
+    with FakeAnthropic(script, api_key=ANTHROPIC_KEY) as llm:
+        run = run_action(
+            tmp_path, workspace, fake_sentry, fake_github, ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=llm.url
+        )
+    assert run.code == 0, run.stderr
+    assert run.outputs["status"] in ("pr-opened", "draft-pr-opened"), run.stderr
+    changed = git(remote, "diff", "--name-only", "main", "sentry-autofix/SHOP-1F").split()
+    assert sorted(changed) == ["shop/cart.py", "shop/extra/helper.py", "tests/test_nest.py"]
+    # The repositories the tests made are gone (their files: the fix's kept, artifacts removed).
+    for folder in ("shop", "shop/extra", "junk"):
+        assert not (workspace / folder / ".git").exists(), folder
+    assert not (workspace / "junk").exists()
+    # The user's nested repository is untouched.
+    assert (workspace / "vendored" / ".git" / "HEAD").is_file()
+    assert (workspace / "vendored" / "lib.txt").read_text() == "the user's\n"

@@ -50,6 +50,8 @@ class Baseline:
     tree: str
     untracked: frozenset[str]
     """Untracked, not-ignored files present at the start (kept by restore)."""
+    nested: frozenset[str] = frozenset()
+    """Folders that held their own `.git` at the start (the user's; left alone)."""
 
 
 @contextmanager
@@ -74,8 +76,53 @@ def _git(workspace: Path, *args: str, env: dict[str, str] | None = None, input_t
 
 
 def untracked_files(workspace: Path) -> frozenset[str]:
+    """Untracked, not-ignored files; a nested repository shows as one `folder/` entry."""
     out = _git(workspace, "ls-files", "-z", "--others", "--exclude-standard")
     return frozenset(p for p in out.split("\0") if p)
+
+
+def nested_repos(workspace: Path, untracked: Iterable[str] | None = None) -> frozenset[str]:
+    """Folders below the root that hold a `.git` of their own (folder or file), outside ignored
+    places: what git treats as a repository boundary.
+
+    A test can `git init` anywhere it may write. git then stops at that folder: `git add -A`
+    fails on it ("does not have a commit checked out") or records it as an embedded repository,
+    and files the fix wrote below it silently drop out of every snapshot (red team, issue 9).
+    Found without walking the tree: git lists an untracked nested repository as `folder/`, and a
+    folder that holds tracked files is checked with one `lstat`.
+    """
+    entries = untracked_files(workspace) if untracked is None else untracked
+    found = {e.rstrip("/") for e in entries if e.endswith("/")}
+    tracked = _git(workspace, "ls-files", "-z").split("\0")
+    folders: set[str] = set()
+    for path in tracked:
+        folder = posixpath.dirname(path)
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = posixpath.dirname(folder)
+    found |= {f for f in folders if os.path.lexists(workspace / f / ".git")}
+    return frozenset(found)
+
+
+def drop_new_nested_repos(workspace: Path, known: Iterable[str]) -> list[str]:
+    """Delete the `.git` of every nested repository not in `known` (the files stay, and become
+    plain untracked files again: the fix's if a tool wrote them, test artifacts otherwise)."""
+    keep = set(known)
+    real: dict[str, bool] = {"": True}
+    dropped = []
+    for folder in sorted(nested_repos(workspace) - keep):
+        if not _real_dir(workspace, folder, real):
+            continue  # reached through a symlink: not ours to delete through
+        target = workspace / folder / ".git"
+        try:
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
+        except OSError:
+            continue
+        dropped.append(folder)
+    return dropped
 
 
 def _seed_index(workspace: Path, env: dict[str, str], fallback_tree: str | None) -> None:
@@ -108,11 +155,16 @@ def _add_paths(workspace: Path, env: dict[str, str], paths: Iterable[str]) -> No
 
 def take_baseline(workspace: Path) -> Baseline:
     """Snapshot tracked files (with uncommitted edits) and untracked files into a tree object."""
+    untracked = untracked_files(workspace)
     with _temp_index(workspace) as env:
         _seed_index(workspace, env, "HEAD" if has_commits(workspace) else None)
-        _git(workspace, "add", "-A", "--", ".", env=env)
+        # Not `add -A`: it fails on a nested repository without commits and records one with
+        # commits as an embedded repo. Tracked changes, then the untracked files git lists (a
+        # nested repository's `folder/` entry is not a file, so it stays out, untouched).
+        _git(workspace, "add", "-u", "--", ".", env=env)
+        _add_paths(workspace, env, untracked)
         tree = _git(workspace, "write-tree", env=env).strip()
-    return Baseline(tree=tree, untracked=untracked_files(workspace))
+    return Baseline(tree=tree, untracked=untracked, nested=nested_repos(workspace, untracked))
 
 
 def snapshot(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> str:
@@ -314,6 +366,7 @@ def _remove_paths(workspace: Path, rels: Iterable[str]) -> None:
 def remove_artifacts(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
     """Delete untracked files that appeared since the baseline and no tool wrote — except those
     the baseline's ignore rules ignore (a test may have rewritten `.gitignore` to expose `.env`)."""
+    drop_new_nested_repos(workspace, baseline.nested)
     candidates = untracked_files(workspace) - baseline.untracked - set(written)
     ignored = ignored_at_baseline(workspace, baseline, candidates)
     _remove_paths(workspace, sorted(candidates - ignored))
@@ -322,6 +375,7 @@ def remove_artifacts(workspace: Path, baseline: Baseline, written: Iterable[str]
 def restore(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
     """Put the workspace back as `take_baseline` found it (files the agent or its tests made go;
     files the baseline's rules ignore stay, whoever touched them)."""
+    drop_new_nested_repos(workspace, baseline.nested)
     current = snapshot(workspace, baseline, written)
     move_to_tree(workspace, current, baseline.tree)
     remove_artifacts(workspace, baseline)

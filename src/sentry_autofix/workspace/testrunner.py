@@ -22,7 +22,9 @@ from typing import Literal
 
 from sentry_autofix.config import Settings
 from sentry_autofix.models import TestOutcome
+from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace import sandbox
+from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.testids import with_failures
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,23 @@ class TestExecutor:
         timeout = min(self.timeout, left)
         env_base = os.environ if self.base_env is None else self.base_env
         isolation = self.probe(self.network)
+        if isolation.kind != "sandbox" and not self.allow_unsandboxed:
+            return self._not_isolated(command, isolation)
+        nested_before = wsdiff.nested_repos(self.workspace) if is_work_tree(self.workspace) else None
+        try:
+            ran = self._run(isolation, command, timeout, env_base)
+        finally:
+            # A repository a test made (`git init` in a folder) would hide the files below it from
+            # every later snapshot and make the commit fail: only its `.git` goes, the files stay.
+            if nested_before is not None:
+                for folder in wsdiff.drop_new_nested_repos(self.workspace, nested_before):
+                    log.info("removed %s/.git, made by the tests", folder)
+        self.spent += ran.seconds
+        return with_failures(self._outcome(command, ran, timeout))
+
+    def _run(
+        self, isolation: sandbox.Isolation, command: str, timeout: float, env_base: Mapping[str, str]
+    ) -> sandbox.Ran:
         if isolation.kind == "sandbox":
             names = [n for n in self.passthrough if n not in set(self.scrub_names) | SCRUBBED_NAMES]
             env = sandbox.sandbox_env(env_base, passthrough=names, secret_values=self.secret_values)
@@ -130,26 +149,25 @@ class TestExecutor:
                 self._server = sandbox.SandboxServer(isolation)
                 # The server is a root process: it must not outlive this executor.
                 weakref.finalize(self, self._server.close)
-            ran = sandbox.run_sandboxed(
+            return sandbox.run_sandboxed(
                 isolation, self._target, command, timeout=timeout, env=env, network=self.network, server=self._server
             )
-        elif self.allow_unsandboxed:
-            log.warning("tests run UNISOLATED (allow-unsandboxed-tests): %s", isolation.reason)
-            env = scrubbed_env(env_base, self.scrub_names, self.secret_values)
-            ran = sandbox.run_unsandboxed(self.workspace, command, timeout=timeout, env=env)
-        else:
-            return TestOutcome(
-                status="not-run",
-                command=command,
-                output_tail=(
-                    f"tests not run: no sandbox can be built on this runner ({isolation.reason}). Tests run "
-                    "model-written code, so they need root or passwordless sudo for Linux namespaces; or set "
-                    "SENTRY_AUTOFIX_ALLOW_UNSANDBOXED_TESTS=true (input allow-unsandboxed-tests) to run them "
-                    "without isolation"
-                ),
-            )
-        self.spent += ran.seconds
-        return with_failures(self._outcome(command, ran, timeout))
+        log.warning("tests run UNISOLATED (allow-unsandboxed-tests): %s", isolation.reason)
+        env = scrubbed_env(env_base, self.scrub_names, self.secret_values)
+        return sandbox.run_unsandboxed(self.workspace, command, timeout=timeout, env=env)
+
+    @staticmethod
+    def _not_isolated(command: str, isolation: sandbox.Isolation) -> TestOutcome:
+        return TestOutcome(
+            status="not-run",
+            command=command,
+            output_tail=(
+                f"tests not run: no sandbox can be built on this runner ({isolation.reason}). Tests run "
+                "model-written code, so they need root or passwordless sudo for Linux namespaces; or set "
+                "SENTRY_AUTOFIX_ALLOW_UNSANDBOXED_TESTS=true (input allow-unsandboxed-tests) to run them "
+                "without isolation"
+            ),
+        )
 
     def _outcome(self, command: str, ran: sandbox.Ran, timeout: float) -> TestOutcome:
         tail = redact(ran.output, self.secret_values)
