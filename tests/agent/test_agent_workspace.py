@@ -122,6 +122,40 @@ def test_restore__puts_back_exactly_what_was_there(repo: Path) -> None:
     assert (repo / "notes.txt").exists()
 
 
+def test_workspace_diff__lone_carriage_returns_stay_inside_their_line(repo: Path) -> None:
+    """A file holding a bare `\r` (model-written, or the user's Windows-era file): the diff is
+    the bytes git commits, and unidiff can count it (text mode turned the `\r` into a line break,
+    showing a different change and failing to parse: "Hunk diff line expected")."""
+    base = wsdiff.take_baseline(repo)
+    (repo / "a.py").write_bytes(b"a = 1\rb = 2\n")
+    (repo / "crlf.py").write_bytes(b"x = 1\r\ny = 2\r\n")
+    text = wsdiff.workspace_diff(repo, base, written={"crlf.py"})
+    assert "+a = 1\rb = 2\n" in text
+    assert "+x = 1\r\n+y = 2\r\n" in text
+    changes = {c.path: (c.added, c.removed) for c in wsdiff.file_changes(text)}
+    assert changes == {"a.py": (1, 1), "crlf.py": (2, 0)}
+
+
+def test_nested_repos__a_repository_made_inside_the_checkout_is_found_and_dropped(repo: Path) -> None:
+    """`git init` in a tracked folder and in a new one: both found without walking the tree; only
+    the `.git` of the new ones goes, files stay; one that was known before stays."""
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "m.py").write_text("m\n")
+    _git(repo, "add", "pkg/m.py")
+    _git(repo, "commit", "-qm", "pkg")
+    _git(repo, "init", "-q", "users")
+    known = wsdiff.nested_repos(repo)
+    assert known == {"users"}
+    _git(repo, "init", "-q", "pkg")
+    _git(repo, "init", "-q", "new/deep")
+    (repo / "new" / "deep" / "f.py").write_text("f\n")
+    assert wsdiff.nested_repos(repo) == {"users", "pkg", "new/deep"}
+    assert sorted(wsdiff.drop_new_nested_repos(repo, known)) == ["new/deep", "pkg"]
+    assert wsdiff.nested_repos(repo) == {"users"}
+    assert (repo / "new" / "deep" / "f.py").read_text() == "f\n"
+    assert (repo / "users" / ".git").is_dir()
+
+
 def test_take_baseline__workspace_without_commits(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     (tmp_path / "x.py").write_text("x = 1\n")

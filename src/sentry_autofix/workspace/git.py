@@ -161,13 +161,14 @@ def run_git(
         args = ("diff", "--no-ext-diff", *args[1:])
     drivers = _emptied_drivers(str(workspace), _config_mtime(workspace))
     try:
-        proc = subprocess.run(
+        # Bytes, decoded here: text mode's universal newlines would turn a lone `\r` inside a file
+        # (model-written or the user's) into a line break, and the diff we show and parse would
+        # no longer be the one git commits.
+        raw = subprocess.run(
             ["git", "-C", str(workspace), *_safe_args(drivers), *args],
             capture_output=True,
-            text=True,
-            errors="replace",
             env=full_env,
-            input=input_text,
+            input=None if input_text is None else input_text.encode("utf-8", "surrogateescape"),
             timeout=timeout,
             check=False,
         )
@@ -175,6 +176,9 @@ def run_git(
         raise GitError("git is not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0] if args else ''} timed out after {timeout:.0f}s") from exc
+    proc = subprocess.CompletedProcess(
+        raw.args, raw.returncode, raw.stdout.decode("utf-8", "replace"), raw.stderr.decode("utf-8", "replace")
+    )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise GitError(f"git {args[0] if args else ''} failed: {detail[-1] if detail else proc.returncode}")
