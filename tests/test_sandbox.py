@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +180,82 @@ def test_sandbox__hides_home_runner_temp_and_the_runner_command_files(ws: Path, 
     assert "ghs_home" not in ran.output
     assert "env=1" in ran.output or "env=2" in ran.output
     assert github_env.read_text() == ""
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every user can traverse, as `/opt` is, and outside /tmp (pytest's tmp_path sits
+    below a 0700 folder in /tmp, both of which the sandbox hides whole — hiding too much would
+    prove nothing here): next to this checkout."""
+    parent = Path(__file__).resolve().parent.parent
+    closed = [str(a) for a in (parent, *parent.parents) if not os.stat(a).st_mode & 0o001]
+    if closed:
+        pytest.skip(f"this checkout is below folders others cannot traverse ({closed[0]}): no open folder to test in")
+    path = Path(tempfile.mkdtemp(prefix=".sandbox-open-", dir=parent))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_sandbox
+def test_sandbox__self_hosted_runner_folders_are_hidden_its_tool_cache_shown(open_dir: Path) -> None:
+    """A self-hosted runner installed outside HOME (`/opt/actions-runner`, red team's untried
+    layout): its credentials files, the `_diag` logs of every job it ran and the other checkouts
+    in `_work` are out of reach; `_work/_tool` (setup-python's toolchains) stays readable."""
+    tmp_path = open_dir
+    runner = tmp_path / "actions-runner"
+    work = runner / "_work"
+    (runner / "_diag").mkdir(parents=True)
+    (runner / ".runner").write_text('{"agentName": "self-hosted-1"}\n')
+    (runner / ".credentials").write_text('{"scheme": "OAuth", "data": {"clientId": "cred-SELFHOSTED-0001"}}\n')
+    (runner / "_diag" / "Worker_20261205.log").write_text("token ghs_DIAGLOG_0123456789abcdef\n")
+    (work / "_temp").mkdir(parents=True)
+    (work / "_tool" / "Python" / "3.11.9" / "x64").mkdir(parents=True)
+    (work / "_tool" / "Python" / "3.11.9" / "x64" / "marker").write_text("toolchain\n")
+    (work / "other" / "other").mkdir(parents=True)
+    (work / "other" / "other" / "leaked.cfg").write_text("extraheader = AUTHORIZATION: basic OTHERJOB-SECRET\n")
+    repo = work / "shop" / "shop"
+    repo.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "app.py").write_text("print('app')\n")
+    job = {
+        "HOME": str(tmp_path / "home"),
+        "RUNNER_TEMP": str(work / "_temp"),
+        "RUNNER_TOOL_CACHE": str(work / "_tool"),
+        "PATH": "/usr/bin:/bin",
+    }
+    ran = run(
+        repo,
+        f"cat {runner}/.credentials {runner}/_diag/*.log {work}/other/other/leaked.cfg; "
+        f"cat {work}/_tool/Python/3.11.9/x64/marker; cat app.py; echo pwn > {work}/_tool/x; echo tool-write=$?",
+        job_env=job,
+    )
+    for secret in ("cred-SELFHOSTED", "ghs_DIAGLOG", "OTHERJOB-SECRET"):
+        assert secret not in ran.output
+    assert "toolchain" in ran.output, ran.output
+    assert "print('app')" in ran.output
+    assert "tool-write=0" not in ran.output  # shown read-only
+    assert not (work / "_tool" / "x").exists()
+
+
+def test_runner_dirs__finds_the_install_folder_of_the_runner_that_started_us(tmp_path: Path) -> None:
+    """The install folder may not be next to the work folder (`--work /data/work`): the runner
+    binary among the ancestor processes names it."""
+    runner = tmp_path / "opt" / "actions-runner"
+    (runner / "bin").mkdir(parents=True)
+    fake = runner / "bin" / "Runner.Worker"
+    fake.write_bytes(Path("/bin/sh").read_bytes())
+    fake.chmod(0o755)
+    worker = subprocess.Popen([str(fake), "-c", "sleep 30; true"])  # `; true`: sh must not exec sleep
+    try:
+        assert sandbox.runner_dirs({}, pid=worker.pid) == [str(runner)]
+        assert sandbox.runner_dirs({}, pid=os.getpid()) == []  # pytest was not started by a runner
+    finally:
+        worker.kill()
+        worker.wait()
+    # RUNNER_TEMP names the work folder only in the runner's own layout (`<work>/_temp`).
+    assert sandbox.runner_dirs({"RUNNER_TEMP": "/opt/some/tmp"}, pid=1) == []
+    assert sandbox.runner_dirs({"RUNNER_TEMP": "/data/work/_temp"}, pid=1) == ["/data/work"]
 
 
 @needs_sandbox

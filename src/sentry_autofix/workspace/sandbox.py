@@ -309,13 +309,50 @@ def homes(env: Mapping[str, str]) -> list[str]:
     return sorted({h for h in found if h and h != "/"})
 
 
+_RUNNER_BINARIES = ("Runner.Worker", "Runner.Listener")
+
+
+def runner_dirs(env: Mapping[str, str], pid: int | None = None) -> list[str]:
+    """A self-hosted runner's own folders, which may sit outside HOME (`/opt/actions-runner`):
+    its install folder (`.credentials`, `.runner`, the `_diag` logs of every job it ran) and its
+    work folder (`_work`: other repositories' checkouts, `_actions`, `_temp`).
+
+    The install folder is the one holding the `bin/Runner.Worker` among our ancestor processes
+    (the runner starts each job's steps), or the work folder's parent when it holds `.runner`.
+    The work folder is RUNNER_TEMP's parent when RUNNER_TEMP is the runner's `<work>/_temp`.
+    """
+    found: list[str] = []
+    temp = env.get("RUNNER_TEMP")
+    if temp and Path(temp).name == "_temp":
+        work = Path(temp).parent
+        found.append(str(work))
+        if (work.parent / ".runner").is_file():
+            found.append(str(work.parent))
+    current = os.getppid() if pid is None else pid
+    for _ in range(64):  # up the process tree to the runner, if it started us
+        if current <= 1:
+            break
+        try:
+            exe = Path(os.readlink(f"/proc/{current}/exe"))
+            with open(f"/proc/{current}/stat", encoding="utf-8", errors="replace") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if exe.name in _RUNNER_BINARIES and exe.parent.name == "bin":
+            found.append(str(exe.parent.parent))
+            break
+        current = parent
+    return found
+
+
 def hidden_paths(root: Path, env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
     """Folders replaced by an empty tmpfs: the job's HOME, the runner's temp folder and command
-    files, container-action folders, and any ancestor of the repository the sandbox user could
-    not traverse (the repository is mounted back inside it)."""
+    files, a self-hosted runner's install and work folders, container-action folders, and any
+    ancestor of the repository the sandbox user could not traverse (the repository is mounted
+    back inside it)."""
     candidates: set[Path] = set()
     container_dirs = ("/github/home", "/github/workflow", "/github/file_commands")
-    for raw in (*homes(env), env.get("RUNNER_TEMP"), *container_dirs, *extra):
+    for raw in (*homes(env), env.get("RUNNER_TEMP"), *runner_dirs(env), *container_dirs, *extra):
         if raw:
             candidates.add(Path(raw))
     for name in _RUNNER_FILE_VARS:
@@ -525,11 +562,17 @@ def prepare(
     root = Path(top).resolve() if top else workspace.resolve()
     job = os.environ if job_env is None else job_env
     shown = [os.path.join(h, p) for h in homes(job) for p in TOOLCHAINS_IN_HOME if os.path.isdir(os.path.join(h, p))]
+    hide = hidden_paths(root, job, hide_extra)
+    # A self-hosted runner keeps `setup-python` & co.'s toolchains in `<work>/_tool`, inside the
+    # hidden work folder: shown again, read-only, like the toolchains in HOME.
+    tools = job.get("RUNNER_TOOL_CACHE")
+    if tools and os.path.isdir(tools) and any(Path(h) in Path(tools).parents for h in hide):
+        shown.append(tools)
     return Target(
         root=root,
         cwd=workspace.resolve(),
         git_dirs=tuple(_git_dirs(root)),
-        hide=tuple(hidden_paths(root, job, hide_extra)),
+        hide=tuple(hide),
         expose=(*shown, *expose),
         mask=tuple(secret_paths(root)),
     )
