@@ -27,7 +27,7 @@ def build_triage(
     index = index or WorkspaceIndex.scan(workspace, PathGuard.from_settings(workspace, settings))
     options = MapOptions(source_roots=tuple(settings.source_roots), prefix_map=tuple(settings.prefix_map))
     frames = map_event(event, index, options)
-    suspects = rank(event, frames, index.root)
+    suspects = rank(event, frames, index.root, index.lines)
     commits = suspect_commits(index.root, event, suspects)
     windows = {
         f"{s.path}:{s.line}": index.window(s.path, s.line)
