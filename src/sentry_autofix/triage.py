@@ -147,7 +147,7 @@ def render_markdown(report: TriageReport) -> str:
         out += ["| # | file | line | function | score | why |", "|---|---|---|---|---|---|"]
         for i, s in enumerate(report.suspects[:10], 1):
             out.append(
-                f"| {i} | {_code(s.path)} | {s.line or ''} | {_code(s.function)} | "
+                f"| {i} | {_code(s.path)} | {s.line or ''} | {_code(', '.join(s.functions) or s.function)} | "
                 f"{s.score:.2f} | {md_text('; '.join(s.reasons), 500)} |"
             )
         out.append("")
