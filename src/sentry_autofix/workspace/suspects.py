@@ -166,19 +166,16 @@ def rank(
             base, role = 0.85, "chained exception"
         stack = sorted(group, key=lambda f: -f.frame_index)
         exc = event.exceptions[ei] if ei < len(event.exceptions) else None
-        to_caller = _caller_index(stack, exc, last_frame[ei])
-        caller_at = to_caller[0] if to_caller else 0
+        caller_at, why = _caller_index(stack, exc, last_frame[ei]) or (0, "")
         for depth, frame in enumerate(stack):
+            reasons = [f"{role} frame" if depth == 0 else f"caller ({depth} up) in {role}"]
             if depth < caller_at:
-                assert to_caller is not None
                 score = base * HELPER_WEIGHT * (0.6**depth)
-                reasons = [f"{role} frame" if depth == 0 else f"caller ({depth} up) in {role}", to_caller[1]]
+                reasons.append(why)
             else:
-                up = depth - caller_at
-                score = base * (0.6**up)
-                reasons = [f"{role} frame" if depth == 0 else f"caller ({depth} up) in {role}"]
-                if to_caller and up == 0:
-                    reasons.append(f"called the helper that raised: {to_caller[1]}")
+                score = base * (0.6 ** (depth - caller_at))
+                if why and depth == caller_at:
+                    reasons.append(f"called the helper that raised: {why}")
             if frame.verified is False:
                 score *= 0.9
                 reasons.append("context line differs from the workspace")
