@@ -8,7 +8,7 @@ import pytest
 
 from sentry_autofix.models import StackFrame
 from sentry_autofix.workspace.mapping import MapOptions, WorkspaceIndex, map_frame
-from sentry_autofix.workspace.symbols import bare_name, function_line, function_verdict
+from sentry_autofix.workspace.symbols import bare_name, enclosing_function, function_line, function_verdict
 
 from .gitrepo import make_repo
 
@@ -91,3 +91,22 @@ def test_function_line__ruby_and_php_definitions() -> None:
     assert function_line(ruby, 3, "Shop::Cart.average_price") == 2
     php = ["final class Cart {", "    public function averagePrice(): int", "    {", "        return 1;"]
     assert function_line(php, 4, "Shop\\Cart->averagePrice") == 2
+
+
+def test_enclosing_function__names_the_def_around_a_lambda_or_comprehension() -> None:
+    lines = [
+        "import x",
+        "",
+        "class Frame:",
+        "    key = lambda self: 1",
+        "    async def rename(self, prefix):",
+        "        if prefix:",
+        "            out = self.apply(",
+        "                lambda c: prefix + c)",
+        "        return {k: v for k, v in out}",
+    ]
+    assert enclosing_function(lines, 8) == "rename"
+    assert enclosing_function(lines, 9) == "rename"
+    assert enclosing_function(lines, 4) is None, "a class-level lambda has no enclosing function"
+    assert enclosing_function(lines, 1) is None
+    assert enclosing_function(lines, 99) is None

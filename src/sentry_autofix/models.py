@@ -163,8 +163,13 @@ class Suspect(_Model):
     path: str
     line: int | None
     function: str | None
+    """The best frame's function; for a lambda or comprehension, the named function around it."""
     score: float
     reasons: list[str] = Field(default_factory=list)
+    functions: list[str] = Field(default_factory=list)
+    """Every function of this file on the stack, nearest the crash first."""
+    lines: list[int] = Field(default_factory=list)
+    """The file's on-stack lines, nearest the crash first (what blame looks at)."""
 
 
 class SuspectCommit(_Model):

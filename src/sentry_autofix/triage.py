@@ -27,7 +27,7 @@ def build_triage(
     index = index or WorkspaceIndex.scan(workspace, PathGuard.from_settings(workspace, settings))
     options = MapOptions(source_roots=tuple(settings.source_roots), prefix_map=tuple(settings.prefix_map))
     frames = map_event(event, index, options)
-    suspects = rank(event, frames, index.root)
+    suspects = rank(event, frames, index.root, index.lines)
     commits = suspect_commits(index.root, event, suspects)
     windows = {
         f"{s.path}:{s.line}": index.window(s.path, s.line)
@@ -147,7 +147,7 @@ def render_markdown(report: TriageReport) -> str:
         out += ["| # | file | line | function | score | why |", "|---|---|---|---|---|---|"]
         for i, s in enumerate(report.suspects[:10], 1):
             out.append(
-                f"| {i} | {_code(s.path)} | {s.line or ''} | {_code(s.function)} | "
+                f"| {i} | {_code(s.path)} | {s.line or ''} | {_code(', '.join(s.functions) or s.function)} | "
                 f"{s.score:.2f} | {md_text('; '.join(s.reasons), 500)} |"
             )
         out.append("")

@@ -225,7 +225,9 @@ def build_context(
             ]
         if suspects:
             parts += ["", "Suspect locations (best first):"]
-            parts += [f"  - {s.path}:{s.line or '?'} {s.function or ''}".rstrip() for s in suspects]
+            parts += [
+                f"  - {s.path}:{s.line or '?'} {', '.join(s.functions) or s.function or ''}".rstrip() for s in suspects
+            ]
         if triage.suspect_commits:
             parts += ["", "Recent commits touching these files:"]
             parts += [

@@ -82,3 +82,30 @@ def function_verdict(
     if found is None:
         return None, line, None
     return True, line, f"no source line to compare; {bare_name(function)}() is defined at line {found}"
+
+
+_PY_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
+
+
+def enclosing_function(lines: list[str], line: int | None) -> str | None:
+    """The Python function whose body holds `line` (1-based), to name a `<lambda>`, `<genexpr>` or
+    `<listcomp>` frame: walking up, each line indented less than everything below it opens the block
+    that holds them; the first such `def` is the answer, a `class` (or the top of the file) means
+    the line is not inside a function."""
+    if line is None or not 1 <= line <= len(lines):
+        return None
+    text = lines[line - 1]
+    indent = len(text) - len(text.lstrip())
+    for n in range(line - 1, max(0, line - 1 - _WINDOW), -1):
+        candidate = lines[n - 1]
+        stripped = candidate.lstrip()
+        own = len(candidate) - len(stripped)
+        if not stripped or stripped.startswith("#") or own >= indent:
+            continue
+        found = _PY_DEF.match(candidate)
+        if found:
+            return found.group(2)
+        if stripped.startswith("class "):
+            return None
+        indent = own
+    return None
