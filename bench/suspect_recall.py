@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/suspect_recall.py [--verbose]
 
-Cases: tests/fixtures/bugs/cases.jsonl (TypeBugs of PyTER; tracebacks from each bug's GitHub thread,
-see PROVENANCE.md there), split once by a hash of the case id into `tune` (rules were developed on
+Cases: `cases.jsonl` in $SENTRY_AUTOFIX_BUGSET (default ../bugset beside the checkout), built
+locally as docs/triage.md describes (TypeBugs of PyTER; tracebacks from each bug's GitHub thread;
+not redistributed here), split once by a hash of the case id into `tune` (rules were developed on
 these) and `heldout` (never looked at while tuning). Each traceback is parsed by the product's own
-parser, its frames placed in the project by the approximation in tests/bugset.py, and ranked twice:
-BEFORE is the ranking as on main before issue 13 (frozen in tests/bugset.py), AFTER is
+parser, its frames placed in the project by the approximation in bench/bugset.py, and ranked twice:
+BEFORE is the ranking as on main before issue 13 (frozen in bench/bugset.py), AFTER is
 `workspace.suspects.rank` now. No git history is used (there is no checkout of each project), so
 blame-based bonuses play no part in these figures.
 """
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.bugset import load_cases, rank_main, score  # noqa: E402
+from bench.bugset import CASES_FILE, load_cases, rank_main, score  # noqa: E402
 
 from sentry_autofix.models import ErrorEvent, MappedFrame, Suspect  # noqa: E402
 from sentry_autofix.workspace.suspects import rank  # noqa: E402
@@ -32,6 +33,8 @@ def rank_now(event: ErrorEvent, frames: list[MappedFrame]) -> list[Suspect]:
 
 def main() -> None:
     verbose = "--verbose" in sys.argv
+    if not CASES_FILE.is_file():
+        raise SystemExit(f"no cases at {CASES_FILE}: build them as docs/triage.md says, or set SENTRY_AUTOFIX_BUGSET")
     cases = load_cases()
     print(f"{'split':<22} {'cases':>5}   BEFORE @1 @3    AFTER @1 @3")
     groups = {

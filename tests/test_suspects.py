@@ -11,9 +11,8 @@ import pytest
 from sentry_autofix.config import Settings
 from sentry_autofix.models import ErrorEvent, ExceptionValue, IssueInfo, StackFrame
 from sentry_autofix.triage import build_triage, to_json
-from sentry_autofix.workspace.suspects import MAX_COMMITS, rank
+from sentry_autofix.workspace.suspects import MAX_COMMITS
 
-from .bugset import load_cases, rank_main, score
 from .gitrepo import commit, make_repo
 
 SETTINGS = Settings()
@@ -248,15 +247,3 @@ def test_suspect_commits__the_commit_on_a_crashing_line_survives_a_busy_file(tmp
     assert culprit in shas
     why = next(c for c in report.suspect_commits if c.sha == culprit).reasons
     assert "last changed app/view.py:2" in why
-
-
-def test_rank__real_bugs_file_recall_on_tune_is_not_below_main() -> None:
-    """The public-dataset scoring of bench/suspect_recall.py, on the `tune` split: recall@1 and @3
-    of the files the human fix changed, computed for the frozen main ranking and for `rank` now."""
-    tune = [case for case in load_cases() if case.split == "tune"]
-    assert len(tune) >= 10 and {c.split for c in load_cases()} == {"tune", "heldout"}
-    before, _ = score(tune, rank_main)
-    after, tops = score(tune, lambda event, frames: rank(event, frames))
-    assert after.at3 >= before.at3, tops
-    assert after.at1 >= before.at1, tops
-    assert after.at1 > 0 and after.cases == len(tune)

@@ -1,4 +1,10 @@
-"""Real bugs from a public dataset, scored for file localization (tests/fixtures/bugs, PROVENANCE.md).
+"""Real bugs from a public dataset, scored for file localization (bench/suspect_recall.py).
+
+The cases are built locally, not shipped (docs/triage.md, "Measured on real bugs", says how): the
+bug list comes from a fetched public benchmark and the tracebacks from its bugs' public threads,
+neither of which this repository redistributes. The file is `cases.jsonl` in `$SENTRY_AUTOFIX_BUGSET`
+(default: `../bugset` beside this checkout), one JSON object per line: `id`, `repo`, `issue_url`,
+`fix`, `fix_files`, `packages`, `truncated`, `traceback`, `split` (`tune` | `heldout`).
 
 Each case is a traceback as its reporter posted it plus the files the human fix changed. There is no
 checkout of each project here, so a frame is placed in the repository by the one approximation this
@@ -14,6 +20,7 @@ and the tests can put both side by side.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -24,7 +31,11 @@ from sentry_autofix.errors import InputError
 from sentry_autofix.models import ErrorEvent, MappedFrame, Suspect
 from sentry_autofix.sources.traceback_text import parse_traceback
 
-CASES_FILE = Path(__file__).resolve().parent / "fixtures" / "bugs" / "cases.jsonl"
+CASES_FILE = (
+    Path(os.environ["SENTRY_AUTOFIX_BUGSET"])
+    if os.environ.get("SENTRY_AUTOFIX_BUGSET")
+    else Path(__file__).resolve().parent.parent.parent / "bugset"
+) / "cases.jsonl"
 Ranker = Callable[[ErrorEvent, list[MappedFrame]], list[Suspect]]
 
 
