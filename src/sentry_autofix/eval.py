@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Literal, TextIO
 
@@ -170,15 +170,13 @@ def folder_cases(root: Path) -> list[EvalCase]:
 
 
 def sentry_cases(client: SentryClient, since: str, limit: int, projects: Sequence[str]) -> list[EvalCase]:
-    """Issues resolved in a commit, newest first; the event is fetched when the case runs."""
-    window = parse_since(since)
-    oldest = datetime.now(timezone.utc) - window
-    cases = []
-    for res in client.resolved_in_commit(since=since, limit=limit, projects=projects):
-        if res.committed is not None and res.committed < oldest:
-            continue
-        cases.append(EvalCase(id=res.issue.id, fix_commit=res.commit, repository=res.repository, issue_id=res.issue.id))
-    return cases
+    """Issues resolved in a commit and seen within `since`, newest first; each case's event is
+    fetched when it runs."""
+    parse_since(since)
+    return [
+        EvalCase(id=res.issue.id, fix_commit=res.commit, repository=res.repository, issue_id=res.issue.id)
+        for res in client.resolved_in_commit(since=since, limit=limit, projects=projects)
+    ]
 
 
 def sentry_case(client: SentryClient, issue_id: str) -> EvalCase:

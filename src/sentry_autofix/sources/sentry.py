@@ -54,7 +54,6 @@ class CommitResolution:
     """The fix commit's sha (`inCommit.id`), checked to be hex: it becomes a git argument."""
     repository: str | None
     """The repository Sentry knows the commit from (`inCommit.repository.name`, e.g. `acme/shop`)."""
-    committed: datetime | None
 
 
 def commit_resolution(raw: Any) -> CommitResolution | None:
@@ -76,7 +75,6 @@ def commit_resolution(raw: Any) -> CommitResolution | None:
         issue=parse_issue(raw),
         commit=sha.lower(),
         repository=str(name)[:200] if isinstance(name, str) and name else None,
-        committed=_parse_time(commit.get("dateCreated")),
     )
 
 
