@@ -120,7 +120,10 @@ class CaseResult(_Model):
     """Both of the above: the SWE-bench verdict. None when the case cannot judge."""
     suite: Literal["passed", "failed", "not-run"] = "not-run"
     """The repository's test command on the agent's patch, as the fix ran it."""
+    sandboxed: bool | None = None
+    """Whether the tests ran in the sandbox (False: the user's allow-unsandboxed-tests opt-out)."""
     reproduced: Literal["true", "false", "unknown"] = "unknown"
+    """The agent's own regression test failed without its fix (`fix`'s check)."""
     confidence: str | None = None
     turns: int = 0
     input_tokens: int = 0
@@ -156,7 +159,7 @@ def folder_cases(root: Path) -> list[EvalCase]:
         except (OSError, ValidationError) as exc:
             raise InputError(f"{folder / 'case.json'}: {exc}") from exc
         for ref in (spec.fix_commit, spec.base_commit):
-            if ref is not None and not _REF.match(ref):
+            if ref is not None and (not _REF.match(ref) or ".." in ref):
                 raise InputError(f"{folder / 'case.json'}: {ref[:80]!r} is not a commit")
         cases.append(
             EvalCase(
@@ -200,7 +203,7 @@ def case_event(case: EvalCase, client: SentryClient | None) -> ErrorEvent:
 
 
 def resolve_commit(repo: Path, ref: str) -> str | None:
-    if not _REF.match(ref):
+    if not _REF.match(ref) or ".." in ref:
         return None
     proc = run_git(repo, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}", check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -313,7 +316,7 @@ def run_case(
         out.status, out.error = result.status, result.error
         out.suite, out.reproduced, out.confidence = result.tests.status, result.reproduced, result.confidence
         u = result.usage
-        out.turns, out.cost_usd = u.turns, u.cost_usd
+        out.turns, out.cost_usd, out.sandboxed = u.turns, round(u.cost_usd, 6), result.tests.sandboxed
         out.input_tokens = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
         out.output_tokens = u.output_tokens
         patch = result.diff if result.status == "fixed" and result.diff.strip() else None

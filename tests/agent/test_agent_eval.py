@@ -160,6 +160,7 @@ def test_eval__reference_fix_is_resolved_wrong_fix_is_not_resumes_and_leaves_rep
         assert r["files_overlap"] == 1.0
         assert r["fails_without_patch"] is True  # the human test reproduces the crash on the base
         assert r["suite"] == "passed"  # the repository's tests pass with either patch
+        assert r["sandboxed"] is True
         assert r["turns"] == 4
         assert r["cost_usd"] > 0
         assert r["input_tokens"] > 0
