@@ -71,15 +71,16 @@ def test_fails_in__attributes_failures_to_the_human_test_files() -> None:
 
 def test_render_summary__untrusted_error_text_stays_in_its_cell() -> None:
     rows = [
-        CaseResult(id="1", status="error", error="boom | <img src=x> @admin\n## heading"),
-        CaseResult(id="2", status="fixed", localized_at_1=True, localized_at_3=True, resolved=True, cost_usd=0.5),
+        CaseResult(id="1", status="error", llm="openai", model="gpt-x", error="boom | <img src=x> @admin\n## heading"),
+        CaseResult(id="2", status="fixed", llm="openai", model="gpt-x", localized_at_1=True, localized_at_3=True, resolved=True, cost_usd=0.5),
         CaseResult(id="3", status="skipped", error="commit gone"),
     ]
-    text = render_summary(rows, "anthropic", "claude-x")
+    text = render_summary(rows)
     table = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(table) == 3
     assert all(len(re.split(r"(?<!\\)\|", line)) == 14 for line in table)  # 12 cells each: no `|` broke out
     assert "\n## heading" not in text
+    assert text.startswith("## sentry-autofix eval: openai/gpt-x\n")  # the model measured, from the lines
     assert "* cases: 2 run, 1 skipped; fixed 1" in text
     assert "@1 1/1 (100 %)" in text
     assert "$0.5000 total, $0.2500 per case" in text

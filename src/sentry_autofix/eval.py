@@ -499,12 +499,13 @@ def render_table(results: Sequence[CaseResult]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def render_summary(results: Sequence[CaseResult], llm: str, model: str) -> str:
-    """Markdown for the job summary; case ids and headlines are untrusted (md_code)."""
+def render_summary(results: Sequence[CaseResult]) -> str:
+    """Markdown for the job summary; case ids and error texts are untrusted (md_code)."""
     ran = [r for r in results if r.status != "skipped"]
     cost = sum(r.cost_usd for r in ran)
+    models = ", ".join(sorted({f"{r.llm}/{r.model}" for r in ran})) or "no case run"
     lines = [
-        f"## sentry-autofix eval: {llm}/{neutral.md_text(model, 80)}",
+        f"## sentry-autofix eval: {neutral.md_text(models, 200)}",
         "",
         f"* cases: {len(ran)} run, {len(results) - len(ran)} skipped; fixed {sum(r.status == 'fixed' for r in ran)}",
         f"* localized: @1 {_pct([r.localized_at_1 for r in ran])}, @3 {_pct([r.localized_at_3 for r in ran])}",
@@ -531,7 +532,7 @@ def _report(
 ) -> None:
     out.write(render_table(results) + "\n")
     out.flush()
-    summary = scrub(render_summary(results, settings.llm, settings.model_name), settings.secret_values())
+    summary = scrub(render_summary(results), settings.secret_values())
     target = args.summary or settings.github_step_summary
     if target:
         try:
