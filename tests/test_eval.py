@@ -72,7 +72,16 @@ def test_fails_in__attributes_failures_to_the_human_test_files() -> None:
 def test_render_summary__untrusted_error_text_stays_in_its_cell() -> None:
     rows = [
         CaseResult(id="1", status="error", llm="openai", model="gpt-x", error="boom | <img src=x> @admin\n## heading"),
-        CaseResult(id="2", status="fixed", llm="openai", model="gpt-x", localized_at_1=True, localized_at_3=True, resolved=True, cost_usd=0.5),
+        CaseResult(
+            id="2",
+            status="fixed",
+            llm="openai",
+            model="gpt-x",
+            localized_at_1=True,
+            localized_at_3=True,
+            resolved=True,
+            cost_usd=0.5,
+        ),
         CaseResult(id="3", status="skipped", error="commit gone"),
     ]
     text = render_summary(rows)

@@ -218,9 +218,10 @@ def clean_worktree(repo: Path, commit: str) -> Iterator[Path]:
         run_git(repo, "worktree", "add", "--detach", "--force", "-q", str(path), commit)
         yield path
     finally:
-        run_git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
+        removed = run_git(repo, "worktree", "remove", "--force", "--force", str(path), check=False).returncode == 0
         shutil.rmtree(parent, ignore_errors=True)
-        run_git(repo, "worktree", "prune", check=False)
+        if not removed:  # its folder is gone now: prune drops the registration git still holds
+            run_git(repo, "worktree", "prune", check=False)
 
 
 # --- 5. score ------------------------------------------------------------------------------------
@@ -353,6 +354,8 @@ def eval_command(
         done = read_results(results_path)
         _report(list(done.values()), args, settings, out, err)
         return 0
+    if not 1 <= args.limit <= 10_000:
+        raise ConfigError(f"--limit {args.limit}: give a number of cases from 1 to 10000")
     repo = _repository(args.workspace)
     if client is None and not args.cases and settings.sentry_auth_token is not None:
         client = SentryClient(settings)

@@ -140,6 +140,11 @@ def test_eval__reference_fix_is_resolved_wrong_fix_is_not_resumes_and_leaves_rep
     write_case(cases, "a-reference", project["event"], project["fix"])
     write_case(cases, "b-wrong", project["event"], project["fix"])
 
+    # The user's own uncommitted work, which eval must not touch.
+    (repo / "README.md").write_text("# calc\n\nwork in progress\n")
+    (repo / "notes.txt").write_text("untracked\n")
+    dirty = git(repo, "status", "--porcelain")
+
     with FakeAnthropic([*script(NEW), *script(WRONG)], api_key=ANTHROPIC_KEY) as fake:
         proc = eval_cli(repo, out, "--cases", str(cases), "--summary", str(summary), ANTHROPIC_BASE_URL=fake.url)
     assert proc.returncode == 0, proc.stderr
@@ -192,9 +197,11 @@ def test_eval__reference_fix_is_resolved_wrong_fix_is_not_resumes_and_leaves_rep
     assert "agent's patch): 1/2 (50 %)" in text
     assert "| `a-reference` | fixed | yes | yes | 100% | yes | passed | 4 |" in text
 
-    # The user's checkout is as it was: same HEAD, clean, no worktree left behind.
+    # The user's checkout is as it was: same HEAD, same uncommitted work, no worktree left behind.
     assert git(repo, "rev-parse", "HEAD").strip() == project["head"]
-    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "status", "--porcelain") == dirty == " M README.md\n?? notes.txt\n"
+    assert (repo / "README.md").read_text() == "# calc\n\nwork in progress\n"
+    assert (repo / "calc" / "stats.py").read_text() == STATS_BUGGY.replace(OLD, NEW)
     assert len(git(repo, "worktree", "list", "--porcelain").split("worktree ")) == 2
 
     # Resumable: both cases are in --out, so a rerun asks the model nothing and reports them.
