@@ -327,6 +327,8 @@ def run_case(
             out.files_overlap = round(len(set(out.agent_files) & set(out.human_files)) / len(out.human_files), 3)
         # score
         without, with_patch = human_test_runs(ws, base, fix, out.human_test_files, patch, settings)
+        if with_patch is not None and with_patch.status == "not-run":
+            out.error = f"{out.error + '; ' if out.error else ''}human tests not run: {with_patch.output_tail[:300]}"
         if without is not None:
             out.fails_without_patch = fails_in(without, out.human_test_files)
             if out.fails_without_patch:
