@@ -9,9 +9,9 @@ import responses
 
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError, SourceAuthError, SourceError, SourceNotFound
-from sentry_autofix.sources.sentry import SentryClient
+from sentry_autofix.sources.sentry import SentryClient, commit_resolution
 
-from .conftest import load_shared
+from .conftest import OWN_FIXTURES, load_shared
 
 BASE = "https://de.sentry.io"
 TOKEN = "sntrys_test_token_value_1234567890"
@@ -154,3 +154,69 @@ def test_client__configuration_errors_name_the_setting() -> None:
         _client(org=None).resolve_issue_id("APP-1F")
     with pytest.raises(ConfigError, match="neither"):
         _client().resolve_issue_id("not an id!")
+
+
+# --- issues resolved in a commit (sentry-autofix eval) ---------------------------------------------
+
+
+def _commit_fixture(name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((OWN_FIXTURES / "sentry_commit" / name).read_text(encoding="utf-8"))
+
+
+def _resolved_issue(issue_id: str, in_commit: object) -> dict:  # type: ignore[type-arg]
+    issue = load_shared("sentry/api/get-organization-issue.json")
+    issue.update(id=issue_id, status="resolved", statusDetails={"inCommit": in_commit} if in_commit else {})
+    return issue
+
+
+def test_commit_resolution__reads_the_serialized_commit_and_the_update_echo() -> None:
+    commit = _commit_fixture("release-last-commit.json")
+    commit["id"] = "9F3C2B1A0E9D8C7B6A5F4E3D2C1B0A9F8E7D6C5B"
+    got = commit_resolution(_resolved_issue("11", commit))
+    assert got is not None
+    assert (got.commit, got.repository, got.issue.id) == (commit["id"].lower(), "raj/raspberries", "11")
+    # The bulk-update answer echoes the request: {"commit": sha, "repository": name}.
+    echo = _commit_fixture("bulk-update-issues.json")["statusDetails"]["inCommit"]
+    got = commit_resolution(_resolved_issue("12", echo))
+    assert got is not None
+    assert (got.commit, got.repository) == ("123def456abc", "getsentry/sentry")
+
+
+def test_commit_resolution__refuses_ids_that_are_not_shas() -> None:
+    # The schema's own example id `xyz123`, and an option smuggled in as a "sha": never a git argument.
+    sample = _commit_fixture("release-last-commit.json")
+    assert commit_resolution(_resolved_issue("13", sample)) is None
+    assert commit_resolution(_resolved_issue("14", {**sample, "id": "--output=/tmp/x"})) is None
+    assert commit_resolution(_resolved_issue("15", None)) is None
+
+
+@responses.activate
+def test_resolved_in_commit__scans_resolved_issues_and_keeps_commit_resolutions() -> None:
+    commit = {**_commit_fixture("release-last-commit.json"), "id": "a" * 40}
+    page = [_resolved_issue("21", None), _resolved_issue("22", commit), _resolved_issue("23", commit)]
+    responses.get(f"{BASE}/api/0/organizations/acme/issues/", json=page)
+    got = list(_client().resolved_in_commit(since="30d", limit=1))
+    assert [r.issue.id for r in got] == ["22"]
+    sent = responses.calls[0].request.url or ""
+    assert "query=is%3Aresolved+lastSeen%3A-30d" in sent
+    assert "project=-1" in sent
+
+
+@responses.activate
+def test_event_before_resolution__asks_for_events_up_to_the_resolution() -> None:
+    issue = _resolved_issue("31", {**_commit_fixture("release-last-commit.json"), "id": "b" * 40})
+    issue["activity"].append(
+        {"data": {}, "dateCreated": "2018-12-01T10:00:00Z", "id": "9", "type": "set_resolved_in_commit", "user": None}
+    )
+    listing = load_shared("sentry/api/list-organization-issue-events.json")
+    event = load_shared("sentry/api/get-organization-issue-event-latest.json")
+    event_id = listing[0]["eventID"]
+    responses.get(f"{BASE}/api/0/organizations/acme/issues/31/", json=issue)
+    responses.get(f"{BASE}/api/0/organizations/acme/issues/31/events/", json=listing)
+    responses.get(f"{BASE}/api/0/organizations/acme/issues/31/events/{event_id}/", json=event)
+    got = _client().event_before_resolution("31")
+    assert got.issue_id == "31"
+    assert got.headline.startswith("ForbiddenError")
+    listed = responses.calls[1].request.url or ""
+    assert "end=2018-12-01T10%3A00%3A00" in listed
+    assert "start=2018-11-06T21%3A19%3A55" in listed  # from firstSeen

@@ -105,6 +105,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fix.set_defaults(handler=_fix)
 
+    ev = sub.add_parser(
+        "eval",
+        help="backtest the fix on your own resolved errors: table, JSONL and job summary of the scores",
+        description="Replays errors a human fixed (Sentry issues resolved in a commit, or a --cases folder): "
+        "per case a throwaway worktree at the fix's parent, `fix --dry-run` with the configured model, then "
+        "scores: suspects vs the human fix's files, the human fix's tests on the agent's patch, tests, "
+        "turns, tokens, cost, time. Resumable: cases already in --out are skipped. See docs/eval.md.",
+    )
+    ev.add_argument("--cases", metavar="DIR", help="case folders (<id>/event.json + case.json) instead of Sentry")
+    ev.add_argument("--workspace", metavar="DIR", default=".", help="the repository, with its history (default: .)")
+    ev.add_argument(
+        "--out", metavar="FILE", default="eval-results.jsonl", help="per-case JSON lines (default: %(default)s)"
+    )
+    ev.add_argument("--summary", metavar="FILE", help="append the markdown summary here (default: GITHUB_STEP_SUMMARY)")
+    ev.add_argument(
+        "--since", metavar="PERIOD", default="90d", help="Sentry issues seen within, e.g. 30d, 12w (default: 90d)"
+    )
+    ev.add_argument("--limit", type=int, metavar="N", default=20, help="at most N cases (default: 20)")
+    ev.add_argument("--case", action="append", metavar="ID", help="run only this case (repeatable; a --matrix entry)")
+    ev_mode = ev.add_mutually_exclusive_group()
+    ev_mode.add_argument("--matrix", action="store_true", help='print {"include": [{"case": ID}, ...]} and exit')
+    ev_mode.add_argument("--report", action="store_true", help="run nothing: table and summary of --out (fan-in)")
+    ev.add_argument("--llm", choices=["anthropic", "openai"], help="model provider (env SENTRY_AUTOFIX_LLM)")
+    ev.add_argument("--model", metavar="NAME", help="model name (env SENTRY_AUTOFIX_MODEL)")
+    ev.add_argument(
+        "--test-command", metavar="CMD", help="shell command running the tests (env SENTRY_AUTOFIX_TEST_COMMAND)"
+    )
+    ev.add_argument("--max-cost", type=float, metavar="USD", help="cost budget per case (env SENTRY_AUTOFIX_MAX_COST)")
+    ev.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
+    ev.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
+    ev.add_argument(
+        "--project", action="append", metavar="SLUG", help="Sentry project (repeatable; env SENTRY_PROJECTS)"
+    )
+    ev.set_defaults(handler=_eval)
+
     poll = sub.add_parser(
         "poll",
         help="list Sentry issues worth fixing now; print a matrix or send repository_dispatch per issue",
@@ -217,6 +252,22 @@ def _fix(args: argparse.Namespace) -> int:
         blocked_paths=args.blocked_path,
     )
     return fix_command(args, settings)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from sentry_autofix.config import load_settings
+    from sentry_autofix.eval import eval_command
+
+    settings = load_settings(
+        sentry_url=args.sentry_url,
+        sentry_org=args.org,
+        sentry_projects=args.project,
+        test_command=args.test_command,
+        llm=args.llm,
+        model=args.model,
+        max_cost_usd=args.max_cost,
+    )
+    return eval_command(args, settings)
 
 
 def _poll(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""A loopback fake of the Sentry REST API (issues, latest event, comments, issue lists).
+"""A loopback fake of the Sentry REST API (issues, events, comments, issue lists).
 
 Stands in for sentry.io / self-hosted at `SENTRY_URL`. Faithful where clients depend on it:
 * bodies are Sentry's own examples (../shared/fixtures/sentry/api, from sentry-api-schema) with
@@ -8,6 +8,9 @@ Stands in for sentry.io / self-hosted at `SENTRY_URL`. Faithful where clients de
 * organization-scoped paths and the legacy `/api/0/issues/{id}/…` both route;
 * `Authorization: Bearer` is checked (401 `{"detail": "Invalid token"}`), comments need a
   write-scoped token (403 otherwise), the same comment text twice is a 400;
+* an issue's events list (`…/events/`, newest first, `start`/`end`/`per_page` honoured, summary
+  items shaped like list-organization-issue-events.json) and one event by id (`…/events/{id}/`);
+  the issues listing honours `is:resolved` / `is:unresolved` in `query`;
 * lists paginate with `Link` headers carrying `results="true|false"` and `cursor`;
 * every answer carries `X-Sentry-Rate-Limit-Limit/-Remaining/-Reset` (epoch seconds, no
   Retry-After), and `inject()` queues one-off 429/5xx answers.
@@ -111,8 +114,9 @@ class FakeSentry(RoutedFake):
         self.can_write = can_write
         self.issues: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
+        self.history: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        """issue id -> (dateCreated, full event) of every event of the issue, by `add_event`."""
         self.comments: dict[str, list[str]] = {}
-        self.comment_times: dict[str, list[str]] = {}
         self.comment_times: dict[str, list[str]] = {}
         self.calls: list[SentryCall] = []
         self.injected: list[tuple[str, str, int, Any]] = []
@@ -151,6 +155,27 @@ class FakeSentry(RoutedFake):
         ev["groupID"] = issue_id
         self.events[issue_id] = ev
         return issue
+
+    def add_event(self, issue_id: str, event: dict[str, Any], date_created: str) -> None:
+        """One more event of the issue (API shape), received at `date_created` (ISO-8601, UTC)."""
+        ev = copy.deepcopy(event)
+        ev["groupID"] = issue_id
+        ev["dateCreated"] = date_created
+        self.history.setdefault(issue_id, []).append((date_created, ev))
+
+    def _event_list(self, issue_id: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        template = self._load("list-organization-issue-events.json")[0]
+        start = query.get("start", [""])[0]
+        end = query.get("end", ["9999"])[0]
+        rows = []
+        for when, ev in sorted(self.history.get(issue_id, []), key=lambda h: h[0], reverse=True):
+            # ISO-8601 UTC strings compare in time order; `end` is inclusive as in Snuba's filter
+            if not (start <= when.rstrip("Z") <= end):
+                continue
+            row = copy.deepcopy(template)
+            row.update(eventID=ev["eventID"], id=ev["eventID"], dateCreated=when, groupID=issue_id, title=ev["title"])
+            rows.append(row)
+        return rows[: int(query.get("per_page", ["100"])[0])]
 
     def _note(self, issue_id: str, index: int) -> dict[str, Any]:
         return {
@@ -206,6 +231,14 @@ class FakeSentry(RoutedFake):
                 return 200, self.issues[issue_id], {}
             if method == "GET" and rest == "events/latest/":
                 return 200, self.events[issue_id], {}
+            if method == "GET" and rest == "events/":
+                return 200, self._event_list(issue_id, query), {}
+            m_ev = re.fullmatch(r"events/([0-9a-f]{32})/", rest)
+            if method == "GET" and m_ev:
+                found = [ev for _, ev in self.history.get(issue_id, []) if ev["eventID"] == m_ev.group(1)]
+                if not found:
+                    return 404, {"detail": "Event not found"}, {}
+                return 200, found[0], {}
             if method == "POST" and rest == "comments/":
                 if not self.can_write:
                     return 403, {"detail": "You do not have permission to perform this action."}, {}
@@ -225,6 +258,10 @@ class FakeSentry(RoutedFake):
                 return 200, [self._note(issue_id, i) for i in reversed(range(n))][:100], {}
         if method == "GET" and path == f"/api/0/organizations/{self.org}/issues/":
             rows = list(self.issues.values())
+            terms = query.get("query", [""])[0].split()
+            for status in ("resolved", "unresolved"):
+                if f"is:{status}" in terms:
+                    rows = [r for r in rows if r.get("status") == status]
             limit = min(int(query.get("limit", ["100"])[0]), self.max_page)
             start = int(query.get("cursor", ["0:0:0"])[0].split(":")[1])
             chunk = rows[start : start + limit]

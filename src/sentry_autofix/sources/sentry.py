@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -29,6 +29,9 @@ MAX_ATTEMPTS = 4
 MAX_WAIT = 60.0
 """Longest single wait for a rate limit; beyond it we give up rather than stall the job."""
 _SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$")
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_RESOLVED_ACTIVITIES = frozenset({"set_resolved_in_commit", "set_resolved_in_pull_request", "set_resolved"})
+"""Activity types that mark the moment an issue was resolved (the newest one counts)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,40 @@ class SentryComment:
     text: str
     created: datetime | None
     user: str | None
+
+
+@dataclass(frozen=True)
+class CommitResolution:
+    """An issue Sentry marks resolved by a commit (`statusDetails.inCommit`): a bug, and the commit
+    a human fixed it with."""
+
+    issue: IssueInfo
+    commit: str
+    """The fix commit's sha (`inCommit.id`), checked to be hex: it becomes a git argument."""
+    repository: str | None
+    """The repository Sentry knows the commit from (`inCommit.repository.name`, e.g. `acme/shop`)."""
+
+
+def commit_resolution(raw: Any) -> CommitResolution | None:
+    """The commit that resolved an issue, from an issue body (details or listing), if any.
+
+    `GroupSerializer` puts the serialized Commit there (`id`, `repository{name,…}`, `dateCreated`);
+    the bulk-update answer echoes the request's `{"commit", "repository"}`: both are read.
+    """
+    details = raw.get("statusDetails") if isinstance(raw, dict) else None
+    commit = details.get("inCommit") if isinstance(details, dict) else None
+    if not isinstance(commit, dict):
+        return None
+    sha = commit.get("id") or commit.get("commit")
+    if not isinstance(sha, str) or not _SHA.match(sha):
+        return None
+    repo = commit.get("repository")
+    name = repo.get("name") if isinstance(repo, dict) else repo
+    return CommitResolution(
+        issue=parse_issue(raw),
+        commit=sha.lower(),
+        repository=str(name)[:200] if isinstance(name, str) and name else None,
+    )
 
 
 class SentryClient:
@@ -206,6 +243,11 @@ class SentryClient:
         else:
             path = f"/api/0/organizations/{self.org}/issues/"
             params["project"] = [self.project_id(p) for p in projects] or ["-1"]
+        for item in self._pages(path, params, limit, "issue"):
+            yield parse_issue(item)
+
+    def _pages(self, path: str, params: dict[str, Any], limit: int, what: str) -> Iterator[Any]:
+        """Up to `limit` raw items of a listing, following `Link` cursors (`results="true"`)."""
         url: str | None = path
         seen = 0
         while url and seen < limit:
@@ -213,16 +255,76 @@ class SentryClient:
             try:
                 items = resp.json()
             except ValueError as exc:
-                raise SourceError("Sentry returned a body that is not JSON while listing issues") from exc
+                raise SourceError(f"Sentry returned a body that is not JSON while listing {what}s") from exc
             if not isinstance(items, list):
-                raise SourceError("Sentry's issue listing was not a list")
+                raise SourceError(f"Sentry's {what} listing was not a list")
             for item in items:
                 if seen >= limit:
                     return
-                yield parse_issue(item)
+                yield item
                 seen += 1
             nxt = resp.links.get("next", {})
             url = nxt.get("url") if nxt.get("results") == "true" else None
+
+    def resolved_in_commit(self, *, since: str, limit: int, projects: Sequence[str] = ()) -> Iterator[CommitResolution]:
+        """Issues resolved by a commit whose last event is within `since` (`90d`, `12h`), newest first.
+
+        Sentry's search cannot filter on the resolution kind, so resolved issues are scanned (at
+        most 10 per wanted case) and those without `statusDetails.inCommit` skipped.
+        """
+        if not self.org:
+            raise ConfigError("listing issues needs the organization: set SENTRY_ORG")
+        params: dict[str, Any] = {
+            "query": f"is:resolved lastSeen:-{since}",
+            "limit": 100,
+            "sort": "date",
+            "project": [self.project_id(p) for p in projects] or ["-1"],
+        }
+        found = 0
+        for raw in self._pages(f"/api/0/organizations/{self.org}/issues/", params, max(100, limit * 10), "issue"):
+            resolution = commit_resolution(raw)
+            if resolution is not None:
+                yield resolution
+                found += 1
+                if found >= limit:
+                    return
+
+    def issue_resolution(self, issue_id: str) -> CommitResolution | None:
+        """The commit that resolved one issue (None: not resolved by a commit)."""
+        issue_id = self.resolve_issue_id(issue_id)
+        return commit_resolution(self._get_json(*self._issue_paths(issue_id)))
+
+    def event_before_resolution(self, issue_id: str) -> ErrorEvent:
+        """The issue's newest event from before it was resolved: the crash the fix was for.
+
+        The resolution time is the newest `set_resolved*` activity of the issue; without one, the
+        latest event.
+        """
+        issue_id = self.resolve_issue_id(issue_id)
+        raw = self._get_json(*self._issue_paths(issue_id))
+        issue = parse_issue(raw)
+        activities = raw.get("activity") if isinstance(raw, dict) else None
+        times = [
+            _parse_time(a.get("dateCreated"))
+            for a in activities or []
+            if isinstance(a, dict) and a.get("type") in _RESOLVED_ACTIVITIES
+        ]
+        resolved = max((t for t in times if t is not None), default=None)
+        if resolved is None:
+            return self.latest_event(issue_id)
+        start = issue.first_seen or resolved - timedelta(days=90)
+        listing = self._get_json(
+            *self._issue_paths(issue_id, "events/"),
+            params={"start": _iso(min(start, resolved)), "end": _iso(resolved), "per_page": 1},
+        )
+        first = listing[0] if isinstance(listing, list) and listing else None
+        event_id = (first.get("eventID") or first.get("id")) if isinstance(first, dict) else None
+        if not isinstance(event_id, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", event_id):
+            raise SourceNotFound(f"Sentry issue {issue_id} has no event from before its resolution at {resolved}")
+        event = parse_event(self._get_json(*self._issue_paths(issue_id, f"events/{event_id}/")))
+        event.issue, event.issue_id, event.short_id = issue, issue.id, issue.short_id
+        event.permalink = event.permalink or issue.permalink
+        return event
 
     def project_id(self, project: str) -> str:
         """A project's numeric id (the organization issues endpoint filters by id, not slug)."""
@@ -295,6 +397,11 @@ def _detail(resp: requests.Response) -> str:
     if isinstance(body, list) and body and isinstance(body[0], str):
         return body[0][:300]
     return resp.reason or ""
+
+
+def _iso(when: datetime) -> str:
+    """UTC ISO-8601 without offset, the form Sentry's `start`/`end` parameters document."""
+    return when.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def _parse_time(value: Any) -> datetime | None:
