@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentry_autofix.config import DEFAULT_BLOCKED_PATHS
-from sentry_autofix.errors import GuardViolation
+from sentry_autofix.errors import GitError, GuardViolation
 from sentry_autofix.workspace import branch as b
 from tests.delivery.conftest import git
 
@@ -153,6 +153,34 @@ def test_push_branch__over_http_sends_the_token_only_to_that_push(workspace: Pat
             git(workspace, "ls-remote", "origin")
     finally:
         server.stop()
+
+
+def test_push_branch__a_refused_push_says_the_servers_reason_and_what_to_check(workspace: Path, remote: Path) -> None:
+    """A protected `sentry-autofix/*` pattern on GitLab: the server explains on `remote:` lines and
+    git's own last line says only "failed to push some refs" — the error keeps the server's words
+    and names what to check (outside review of the GitLab flow)."""
+    from tests.fakes.git_http import GitHTTPServer
+
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "echo 'GitLab: You are not allowed to push code to protected branches on this project.' >&2\n"
+        "exit 1\n"
+    )
+    hook.chmod(0o755)
+    server = GitHTTPServer(remote.parent, "ghs_secret_token_value").start()
+    try:
+        git(workspace, "remote", "set-url", "origin", server.url(remote.name))
+        with pytest.raises(GitError) as caught:
+            commit_and_push(workspace, "fixed = 1\n")
+    finally:
+        server.stop()
+    message = str(caught.value)
+    assert "You are not allowed to push code to protected branches on this project" in message
+    assert "refs/heads/sentry-autofix/SHOP-1F" in message
+    assert "SENTRY_AUTOFIX_BRANCH_PREFIX" in message and "write_repository" in message
+    assert "ghs_secret_token_value" not in message
+    assert git(remote, "branch", "--list", "sentry-autofix/*") == ""
 
 
 def test_diff_of__is_what_git_says_including_new_and_deleted_files(workspace: Path) -> None:

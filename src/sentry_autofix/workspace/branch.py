@@ -303,7 +303,25 @@ def _push(workspace: Path, url: str, refspec: str, env: dict[str, str], lease: s
     args = ["push", "-q", "--no-verify", "--no-follow-tags", "--receive-pack=git-receive-pack"]
     if lease:
         args.append(lease)
-    run_git(workspace, *args, url, refspec, env=env)
+    proc = run_git(workspace, *args, url, refspec, env=env, check=False)
+    if proc.returncode != 0:
+        raise GitError(push_failure(proc.stderr, refspec.partition(":")[2]))
+
+
+def push_failure(stderr: str, ref: str) -> str:
+    """What a refused push says, with the server's own reason (its `remote:` lines: GitLab's "You
+    are not allowed to push code to protected branches", GitHub's rule violations) and what to
+    check — git's last line alone ("failed to push some refs") names neither."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    remote = [line.removeprefix("remote:").strip() for line in lines if line.startswith("remote:")]
+    remote = [line for line in remote if line][:5]
+    last = next((line for line in reversed(lines) if not line.startswith(("remote:", "hint:"))), "no detail")
+    reason = "; ".join([*remote, last]) if remote else last
+    return (
+        f"git push of {ref} failed: {reason}. Check that the token can push branches (GitHub: "
+        "`contents: write`; GitLab: a project access token with Developer role and `write_repository` "
+        "or `api` scope) and that the fix branch prefix (SENTRY_AUTOFIX_BRANCH_PREFIX) is not protected"
+    )
 
 
 def _tree(workspace: Path, commit: str) -> str:
