@@ -320,6 +320,9 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN", "gitlab_trigger_token")
     )
     """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines."""
+    gitlab_payload: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_PAYLOAD", "gitlab_payload"))
+    """Set by the relay / `poll --dispatch` on a triggered GitLab pipeline: their context as JSON
+    (what `client_payload` carries on GitHub)."""
 
     @property
     def host_name(self) -> Literal["github", "gitlab"]:
