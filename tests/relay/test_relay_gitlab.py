@@ -191,6 +191,15 @@ def test_gitlab_trigger__a_missing_branch_fails_for_good(gitlab: FakeGitLab) -> 
     assert "Reference not found" in outcome.detail and "'nope'" in outcome.detail
 
 
+def test_gitlab_trigger__refused_pipeline_variables_name_the_project_setting(gitlab: FakeGitLab) -> None:
+    gitlab.inject(
+        "POST", "/trigger/pipeline", 400, {"message": {"base": ["Insufficient permissions to set pipeline variables"]}}
+    )
+    outcome = GitLabTrigger(TRIGGER).dispatch(f"gitlab:{gitlab.url}#42@main", "sentry-issue", {"issue_id": "1"})
+    assert (outcome.ok, outcome.retry) == (False, False)
+    assert "Minimum role to use pipeline variables" in outcome.detail
+
+
 def test_gitlab_trigger__no_requests_left_pauses_even_on_success(gitlab: FakeGitLab) -> None:
     gitlab.inject(
         "POST",

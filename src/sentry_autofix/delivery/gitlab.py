@@ -313,6 +313,11 @@ TRIGGER_TOKEN_HELP = (
     "check SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN: a pipeline trigger token of the target project "
     "(Settings → CI/CD → Pipeline trigger tokens)"
 )
+VARIABLES_HELP = (
+    "the project refuses pipeline variables: Settings → CI/CD → Variables → Minimum role to use "
+    "pipeline variables must allow the trigger token owner's role (gitlab.com defaults new projects "
+    "to 'No one allowed')"
+)
 PAYLOAD_VARIABLE = "SENTRY_AUTOFIX_PAYLOAD"
 """The pipeline variable carrying the relay's context (JSON: action, substatus, short id, …)."""
 _PROJECT_RE = re.compile(r"^(?:[0-9]{1,20}|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$")
@@ -438,7 +443,8 @@ class GitLabTrigger:
             )
         if status in (400, 422):
             # Bad ref or variables: the same request will fail again.
-            return DispatchOutcome(False, False, status, f"{status} {detail} (route ref {ref!r} on {where})")
+            hint = VARIABLES_HELP if "variables" in detail.lower() else f"route ref {ref!r} on {where}"
+            return DispatchOutcome(False, False, status, f"{status} {detail} ({hint})")
         return DispatchOutcome(False, True, status, f"{status} {detail}", wait)
 
 
