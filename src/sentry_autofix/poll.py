@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -389,6 +390,28 @@ def make_host(settings: Settings) -> CodeHost | None:
         return None
 
 
+def trigger_once(
+    trigger: Trigger,
+    target: str,
+    event_type: str,
+    payload: dict[str, Any],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """One run started, or an exception naming the fix. Unlike the relay, poll has no outbox to
+    come back to: a 5xx or a short `Retry-After` (≤ 30 s) is retried once here; a long wait is not
+    waited out (the next poll picks the issue again)."""
+    outcome = trigger.dispatch(target, event_type, payload)
+    if not outcome.ok and outcome.retry:
+        wait = outcome.retry_after
+        if wait is None and not outcome.rate_limited and (outcome.status is None or outcome.status >= 500):
+            wait = 2.0
+        if wait is not None and wait <= 30:
+            log.info("the code host answered %s; retrying in %.0fs", outcome.status, wait)
+            sleep(wait)
+            outcome = trigger.dispatch(target, event_type, payload)
+    delivery.raise_for(outcome)
+
+
 def run_link(settings: Settings) -> str | None:
     """This CI run's page (a GitLab pipeline, an Actions run)."""
     if settings.gitlab_ci:
@@ -446,7 +469,7 @@ def poll_command(
     )
     if trigger is not None and target is not None:
         for issue in result.selected:
-            delivery.raise_for(trigger.dispatch(target, settings.poll_event_type, dispatch_payload(issue, source.org)))
+            trigger_once(trigger, target, settings.poll_event_type, dispatch_payload(issue, source.org))
             print(f"sentry-autofix: dispatched {settings.poll_event_type} for {issue.short_id}", file=sys.stderr)
     if args.matrix:
         text = matrix_json(result.selected)

@@ -565,3 +565,22 @@ def test_open_marked__marker_quoted_in_text_is_not_ours(github: FakeGitHub) -> N
     github.add(FakeGitItem(6, forged, kind="issue"))
     items = github_for(github).open_marked()
     assert [(i.number, i.issue_ids) for i in items] == [(5, frozenset({"4242"}))]
+
+
+def test_trigger_once__a_5xx_is_retried_once_and_a_long_wait_is_not_waited_out(github: FakeGitHub) -> None:
+    """poll has no outbox: one short retry (as before the trigger moved into delivery/github.py)."""
+    from sentry_autofix.delivery.github import GitHubTrigger, StaticToken
+    from sentry_autofix.errors import RateLimited
+    from sentry_autofix.poll import trigger_once
+
+    trigger = GitHubTrigger(StaticToken(github.token), api_url=github.url)
+    sleeps: list[float] = []
+    github.script.append((502, {"Content-Type": "application/json"}, b'{"message": "Bad Gateway"}'))
+    trigger_once(trigger, github.repository, "sentry-issue", {"issue_id": "1"}, sleep=sleeps.append)
+    assert sleeps == [2.0] and len(github.dispatches) == 1
+    github.script.append(
+        (429, {"Content-Type": "application/json", "Retry-After": "600"}, b'{"message": "Too Many Requests"}')
+    )
+    with pytest.raises(RateLimited):
+        trigger_once(trigger, github.repository, "sentry-issue", {"issue_id": "2"}, sleep=sleeps.append)
+    assert sleeps == [2.0] and len(github.dispatches) == 1

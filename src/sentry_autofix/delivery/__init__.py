@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from sentry_autofix.config import Settings
 from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
 from sentry_autofix.markers import MarkedItem
-
-if TYPE_CHECKING:
-    from sentry_autofix.config import Settings
 
 __all__ = [
     "HOSTS",
