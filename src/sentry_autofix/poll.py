@@ -412,17 +412,6 @@ def trigger_once(
     delivery.raise_for(outcome)
 
 
-def run_link(settings: Settings) -> str | None:
-    """This CI run's page (a GitLab pipeline, an Actions run)."""
-    if settings.gitlab_ci:
-        url = settings.ci_pipeline_url or ""
-        return url if url.startswith(("https://", "http://")) else None
-    server, repo, run = settings.github_server_url, settings.github_repository, settings.github_run_id
-    if server.startswith(("https://", "http://")) and repo and run and run.isdigit():
-        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
-    return None
-
-
 def poll_command(
     args: argparse.Namespace,
     settings: Settings,
@@ -456,7 +445,7 @@ def poll_command(
         host = make_host(settings)
     where = getattr(source, "name", "sentry")
     print(f"sentry-autofix: polling {where}: {filters.sentry_query()} (period {filters.period})", file=sys.stderr)
-    result = select_issues(source, host, filters, run_link=run_link(settings))
+    result = select_issues(source, host, filters, run_link=settings.run_url)
     for skip in result.skipped:
         print(
             f"sentry-autofix: skip {skip.short_id or skip.issue_id} ({skip.issue_id}): {skip.reason}", file=sys.stderr

@@ -284,14 +284,14 @@ def run_scheduled(settings: Settings, workspace: Path, c: Collaborators) -> int:
     """`schedule`: poll Sentry for the issues worth fixing now (sentry_autofix.poll) and run them
     one after another in this job; the outputs describe the last one, the status is `error` if any
     failed. For parallel runs use `poll --matrix` (README: scheduled polling)."""
-    from sentry_autofix.poll import Filters, run_link, select_issues
+    from sentry_autofix.poll import Filters, select_issues
 
     with c.runner.group("Poll Sentry"):
         picked = select_issues(
             c.source,  # type: ignore[arg-type]
             c.host,
             Filters.from_settings(settings),
-            run_link=run_link(settings),
+            run_link=settings.run_url,
         )
         for skip in picked.skipped:
             c.runner.log(f"skip {skip.short_id or skip.issue_id}: {skip.reason}")

@@ -267,3 +267,12 @@ def test_gitlab_schedule__issues_with_open_mrs_are_skipped_before_the_model(
     assert out.count("open pull request #") == 2
     assert "SENTRY_AUTOFIX_STATUS=skipped-filtered" in (tmp_path / "out.env").read_text()
     assert not sentry.calls("GET", r"/events/")
+
+
+def test_gitlab_host__permalinks_point_at_the_project_files(gitlab: FakeGitLab) -> None:
+    """Triage issues link mapped lines; GitLab's file URLs have `/-/blob/<sha>`."""
+    under_ci = GitLabHost(host_settings(gitlab, gitlab_project_url="https://gitlab.example.com/acme/shop"))
+    assert under_ci.blob_base("abc123") == "https://gitlab.example.com/acme/shop/-/blob/abc123"
+    by_path = GitLabHost(host_settings(gitlab, gitlab_project="acme/shop"))
+    assert by_path.blob_base("abc123") == f"{gitlab.url}/acme/shop/-/blob/abc123"
+    assert GitLabHost(host_settings(gitlab)).blob_base("abc123") is None  # a bare id names no web page

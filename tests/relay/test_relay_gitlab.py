@@ -263,9 +263,7 @@ def test_relay_config__gitlab_routes_from_the_environment(route: str, expected: 
 
 def test_relay_config__gitlab_route_from_the_file(tmp_path: Path) -> None:
     file = tmp_path / "relay.json"
-    file.write_text(
-        json.dumps({"routes": {"python": {"gitlab": "acme/shop", "url": "https://gl.example", "ref": "dev"}}})
-    )
+    file.write_text(json.dumps({"routes": {"python": "gitlab:https://gl.example#acme/shop@dev"}}))
     config = build_relay_config(relay_settings(relay_routes=[], relay_config_file=str(file)))
     assert config.routes["python"].repo == "gitlab:https://gl.example#acme/shop@dev"
 

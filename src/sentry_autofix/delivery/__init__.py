@@ -117,6 +117,10 @@ class CodeHost(Protocol):
         """Start `workflow` (file name or id) on `ref` (GitHub: workflow_dispatch; GitLab: a pipeline)."""
         ...
 
+    def blob_base(self, sha: str) -> str | None:
+        """The web URL of the repository's files at `sha` (permalinks to mapped lines)."""
+        ...
+
     # -- what poll and the lifecycle read and write -----------------------------------------------
     def open_marked(self) -> list[MarkedItem]:
         """Open PRs and issues whose body carries a marker: their Sentry issues are handled."""

@@ -166,6 +166,7 @@ class GitHubHost:
         self._gh = client
         self._token = settings.github_token.get_secret_value() if settings.github_token else None
         self.full_name = settings.github_repository
+        self._web = settings.github_server_url.rstrip("/")
         self.owner = self.full_name.split("/", 1)[0]
         self._repo = client.get_repo(self.full_name)
         self._marker_labels = list(
@@ -257,6 +258,9 @@ class GitHubHost:
         with _seam(f"start workflow {workflow} on {ref}"):
             # get_workflow builds the URL without a request; create_dispatch is the one POST.
             self._repo.get_workflow(workflow).create_dispatch(ref=ref, throw=True)
+
+    def blob_base(self, sha: str) -> str | None:
+        return f"{self._web}/{self.full_name}/blob/{sha}"
 
     # -- poll and lifecycle -------------------------------------------------------------------
     def open_marked(self) -> list[MarkedItem]:

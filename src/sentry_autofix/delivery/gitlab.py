@@ -115,6 +115,9 @@ class GitLabHost:
         self._gl = client
         # lazy: no GET /projects/:id until an attribute is read (default_branch only).
         self._project_ref = settings.gitlab_project
+        # CI_PROJECT_URL under GitLab CI; else built from the base URL when the project is a path.
+        path_url = f"{settings.gitlab_url.rstrip('/')}/{self._project_ref}" if settings.gitlab_url else None
+        self._web = settings.gitlab_project_url or (None if self._project_ref.isdigit() else path_url)
         self._project = client.projects.get(settings.gitlab_project, lazy=True)
         self._mr_label = settings.labels[0] if settings.labels else None
         self._issue_label = settings.issue_labels[0] if settings.issue_labels else None
@@ -205,6 +208,9 @@ class GitLabHost:
             self._project.issues.get(number, lazy=True).notes.create({"body": comment})
             data = self._project.issues.update(number, {"state_event": "reopen"})
         return self._issue_item(data)
+
+    def blob_base(self, sha: str) -> str | None:
+        return f"{self._web.rstrip('/')}/-/blob/{sha}" if self._web else None
 
     # -- poll and lifecycle -------------------------------------------------------------------
     def open_marked(self) -> list[MarkedItem]:

@@ -162,20 +162,9 @@ def _file_routes(data: dict[str, Any], *, default_event_type: str, settings: Set
             routes[str(key)] = parse_route(
                 f"{target['repo']}:{event_type}", default_event_type=default_event_type, setting=setting
             )
-        elif isinstance(target, dict) and isinstance(target.get("gitlab"), str):
-            # {"gitlab": "group/project" or an id, "url": "https://gitlab.example.com", "ref": "main"}
-            extra = set(target) - {"gitlab", "url", "ref"}
-            if extra or not all(isinstance(target.get(k, ""), str) for k in ("url", "ref")):
-                raise ConfigError(f"{setting}: {key!r}: a GitLab route takes the strings gitlab, url and ref")
-            spec = (f"{target['url']}#" if target.get("url") else "") + target["gitlab"]
-            spec += f"@{target['ref']}" if target.get("ref") else ""
-            routes[str(key)] = parse_route(
-                f"gitlab:{spec}", default_event_type=default_event_type, setting=setting, settings=settings
-            )
         else:
             raise ConfigError(
-                f"{setting}: {key!r} must be 'owner/repo', {{'repo': …, 'event_type': …}} or "
-                "{'gitlab': 'group/project', 'url': …, 'ref': …}"
+                f"{setting}: {key!r} must be a target ('owner/repo', '<host>:…') or {{'repo': …, 'event_type': …}}"
             )
     return routes
 

@@ -208,7 +208,7 @@ class Dispatcher:
             self._unrecorded.pop(0)
 
     def _send(self, item: Dispatch) -> bool:
-        """One dispatch; returns True when GitHub asked every dispatcher to stop (rate limit)."""
+        """One dispatch; returns True when the host asked every dispatcher to stop (rate limit)."""
         started = self._clock()
         try:
             outcome = self.client.dispatch(item.repo, item.event_type, item.client_payload)
@@ -274,7 +274,7 @@ class Dispatcher:
         self.store.pause(until=now + pause)
         self.counters.inc("dispatch_paused")
         log.warning(
-            "GitHub rate limit: every dispatcher of this outbox pauses",
+            "the code host asked to slow down: every dispatcher of this outbox pauses",
             extra={"fields": {"event": "dispatch.paused", "status": outcome.status, "pause_s": round(pause, 1)}},
         )
         return True
