@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.poll.fakes import FakeGitHub, FakeGitItem, FakeIssue, FakeSentry
 
 from sentry_autofix.config import load_settings
+from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.markers import marker_for, state_comment
-from sentry_autofix.poll import Filters, GitHubRest, select_issues
+from sentry_autofix.poll import Filters, select_issues
 from sentry_autofix.sources.sentry import SentryClient
 
 PROJECTS = {"backend": 11, "frontend": 12, "worker": 13}
@@ -41,7 +42,14 @@ def one_poll(n: int) -> dict[str, int]:
                 sentry.add_comment(issue_id, state_comment("in-progress"), timedelta(minutes=5))
         settings = load_settings(sentry_url=sentry.url, sentry_auth_token=sentry.token, sentry_org=sentry.org)
         source = SentryClient(settings, sleep=lambda _s: None)
-        gh = GitHubRest(github.url, github.token, github.repository)
+        gh = GitHubHost(
+            load_settings(
+                github_api_url=github.url,
+                github_token=github.token,
+                github_repository=github.repository,
+                github_write_interval=0.0,
+            )
+        )
         filters = Filters(projects=("backend", "worker"), max_issues=n, scan_limit=1000)
         result = select_issues(source, gh, filters)
         assert len(result.selected) == n

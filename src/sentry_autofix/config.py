@@ -320,10 +320,24 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN", "gitlab_trigger_token")
     )
     """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines."""
+    gitlab_payload: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_PAYLOAD", "gitlab_payload"))
+    """Set by the relay / `poll --dispatch` on a triggered GitLab pipeline: their context as JSON
+    (what `client_payload` carries on GitHub)."""
 
     @property
     def host_name(self) -> Literal["github", "gitlab"]:
         return self.code_host or ("gitlab" if self.gitlab_ci else "github")
+
+    @property
+    def run_url(self) -> str | None:
+        """This CI run's page (a GitLab pipeline, an Actions run), linked from comments and bodies."""
+        if self.gitlab_ci:
+            url = self.ci_pipeline_url or ""
+            return url if url.startswith(("https://", "http://")) else None
+        server, repo, run = self.github_server_url, self.github_repository, self.github_run_id
+        if server.startswith(("https://", "http://")) and repo and run and run.isdigit():
+            return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+        return None
 
     slack_api_url: str = Field("https://slack.com/api", validation_alias=_env("SLACK_API_URL", "slack_api_url"))
     """Slack Web API base, for `chat.postMessage` with SLACK_BOT_TOKEN."""

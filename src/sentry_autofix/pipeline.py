@@ -174,16 +174,7 @@ class Pipeline:
         self.s = settings
         self.ws = workspace
         self.c = c
-        self.run_url = self.run_link(settings)
-
-    @staticmethod
-    def run_link(settings: Settings) -> str | None:
-        if settings.host_name == "gitlab":
-            return settings.ci_pipeline_url
-        if not (settings.github_run_id and settings.github_repository):
-            return None
-        server = settings.github_server_url.rstrip("/")
-        return f"{server}/{settings.github_repository}/actions/runs/{settings.github_run_id}"
+        self.run_url = settings.run_url
 
     # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
     def comment(self, issue_id: str, state: CommentState, url: str | None = None, detail: str | None = None) -> None:
@@ -394,14 +385,7 @@ class Pipeline:
     ) -> Outcome:
         r = self.c.runner
         head = git_branch.head_sha(self.ws)
-        blob_base = (
-            f"{self.s.github_server_url.rstrip('/')}/{self.s.github_repository}/blob/{head}"
-            if head and self.s.github_repository
-            else None
-        )
-        if self.s.host_name == "gitlab":
-            project_url = self.s.gitlab_project_url
-            blob_base = f"{project_url.rstrip('/')}/-/blob/{head}" if head and project_url else None
+        blob_base = self.c.host.blob_base(head) if head and self.c.host is not None else None
         title = self._clean(bodies.issue_title(event))
         body = self._clean(
             bodies.render_issue_body(
@@ -483,7 +467,7 @@ def notify(outcome: Outcome, settings: Settings, c: Collaborators, issue_ref: st
             (fix.root_cause if fix and kind != "fix-failed" else outcome.message)[:500], settings.secret_values()
         )
         or None,
-        run_url=Pipeline.run_link(settings),
+        run_url=settings.run_url,
     )
     for name in notify_all(c.notifiers, note):
         c.runner.warning(f"{name} notification failed; continuing")

@@ -1,15 +1,17 @@
 """`sentry-autofix poll`: pick the Sentry issues worth fixing now, and fan them out.
 
 Selection (SPEC §3, §4, §11):
-1. one GitHub search lists the open PRs/issues carrying our body marker (already handled);
+1. the code host lists the open PRs/MRs/issues carrying our body marker (already handled; GitHub:
+   one search call);
 2. Sentry's organization issues endpoint lists unresolved issues matching the filters, sorted by
    impact, across the configured projects, page by page (`Link` cursors) until enough are picked;
 3. per remaining candidate, one comment listing: a fresh `in-progress` comment of ours means
    another run has it (a stale one is taken over); N `failed` comments mean we stop retrying;
 4. optionally a claim (`in-progress` comment) on each pick, so an overlapping poll skips it.
 
-Outputs: a `strategy.matrix` JSON (stdout, and the `matrix` output under Actions), one
-`repository_dispatch` per issue, or a plain listing (one issue per line) for sequential processing.
+Outputs: a `strategy.matrix` JSON (stdout, and the `matrix` output under Actions), one triggered
+run per issue (`repository_dispatch`, a GitLab pipeline), or a plain listing (one issue per line)
+for sequential processing.
 """
 
 from __future__ import annotations
@@ -27,28 +29,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-import requests
-
-from sentry_autofix import __version__, neutral
+from sentry_autofix import delivery, neutral
 from sentry_autofix.config import Settings
-from sentry_autofix.errors import (
-    AutofixError,
-    CodeHostError,
-    ConfigError,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    SourceAuthError,
-    SourceError,
-)
-from sentry_autofix.markers import (
-    DELIVERED_STATES,
-    MARKER_PREFIX,
-    MarkedItem,
-    comment_state,
-    issue_ids_in,
-    state_comment,
-)
+from sentry_autofix.delivery import CodeHost, Trigger
+from sentry_autofix.errors import AutofixError, ConfigError, SourceAuthError, SourceError
+from sentry_autofix.markers import DELIVERED_STATES, MarkedItem, comment_state, state_comment
 from sentry_autofix.models import IssueInfo
 from sentry_autofix.sources import build_source, is_issue_ref
 from sentry_autofix.sources.sentry import SentryComment
@@ -61,9 +46,6 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 """One step output may hold at most 1 MiB."""
 MAX_DISPATCH_KEYS = 10
 MAX_DISPATCH_BYTES = 64 * 1024
-SEARCH_PAGE = 100
-MAX_SEARCH_PAGES = 10
-"""GitHub search returns at most 1,000 results (10 pages of 100)."""
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
@@ -91,171 +73,6 @@ class PollSource(Protocol):
     def list_comments(self, issue_id: str) -> list[SentryComment]: ...
 
     def add_comment(self, issue_id: str, text: str) -> None: ...
-
-
-class HandledIndex(Protocol):
-    """Where poll learns which Sentry issues already have an open PR or issue (GitHub)."""
-
-    def open_marked(self) -> list[MarkedItem]: ...
-
-
-class Dispatcher(Protocol):
-    def dispatch(self, event_type: str, payload: dict[str, Any]) -> None: ...
-
-
-# --- GitHub over requests ----------------------------------------------------------------------
-
-
-class GitHubRest:
-    """The two GitHub calls poll makes: one issue search, and `repository_dispatch`.
-
-    Plain `requests` against GITHUB_API_URL (GitHub Enterprise Server: `https://host/api/v3`),
-    so the number of calls is exactly what the code says (PyGithub would add throttling sleeps).
-    """
-
-    def __init__(
-        self,
-        api_url: str,
-        token: str,
-        repository: str,
-        session: requests.Session | None = None,
-        timeout: float = 20.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
-            raise ConfigError(f"GITHUB_REPOSITORY must be owner/name, got {repository!r}")
-        self.api = api_url.rstrip("/")
-        self.repository = repository
-        self.timeout = timeout
-        self.calls = 0
-        self._sleep = sleep
-        self.session = session or requests.Session()
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": f"sentry-autofix/{__version__}",
-            }
-        )
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = f"{self.api}{path}"
-        for attempt in range(2):
-            self.calls += 1
-            try:
-                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except requests.RequestException as exc:
-                raise CodeHostError(
-                    f"cannot reach GitHub at {self.api}: check GITHUB_API_URL ({type(exc).__name__})"
-                ) from exc
-            wait = _github_wait(resp)
-            # One bounded retry on a secondary rate limit or a 5xx; a primary limit is not waited out.
-            if attempt == 0 and wait is not None and wait <= 30:
-                log.info("GitHub answered %s; retrying in %.0fs", resp.status_code, wait)
-                self._sleep(wait)
-                continue
-            return _github_check(resp, method, path)
-        raise AssertionError("unreachable")
-
-    def open_marked(self) -> list[MarkedItem]:
-        """Open PRs and issues whose body carries our marker: one search call per 100 of them.
-
-        GitHub answers 422 to a query that mixes issues and PRs for some token types (user-to-server
-        tokens per its API description; more widely since the 2025-26 search rework). Then the
-        same search runs once with `is:issue` and once with `is:pull-request`.
-        """
-        query = f'repo:{self.repository} "{MARKER_PREFIX}" in:body is:open'
-        try:
-            return self._search(query)
-        except CodeHostError as exc:
-            if "422" not in str(exc) or "is:issue" not in str(exc):
-                raise
-            log.info("GitHub wants is:issue or is:pull-request in a search: searching twice")
-        return self._search(query + " is:issue") + self._search(query + " is:pull-request")
-
-    def _search(self, query: str) -> list[MarkedItem]:
-        items: list[MarkedItem] = []
-        for page in range(1, MAX_SEARCH_PAGES + 1):
-            resp = self._request("GET", "/search/issues", params={"q": query, "per_page": SEARCH_PAGE, "page": page})
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise CodeHostError("GitHub search answered with a body that is not JSON") from exc
-            raw_items = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(raw_items, list):
-                raise CodeHostError("GitHub search answered without an `items` list")
-            if body.get("incomplete_results"):
-                log.warning("GitHub search reported incomplete results: some handled issues may be missed")
-            items.extend(item for item in (marked_item(raw) for raw in raw_items) if item is not None)
-            total = body.get("total_count")
-            if len(raw_items) < SEARCH_PAGE or not isinstance(total, int) or page * SEARCH_PAGE >= total:
-                break
-        return items
-
-    def dispatch(self, event_type: str, payload: dict[str, Any]) -> None:
-        self._request(
-            "POST",
-            f"/repos/{self.repository}/dispatches",
-            json={"event_type": event_type, "client_payload": payload},
-        )
-
-
-def marked_item(raw: Any) -> MarkedItem | None:
-    """A search result (issue or PR) → MarkedItem, when its body really carries a marker.
-
-    Search matches words, not the exact marker, so the body is checked here.
-    """
-    if not isinstance(raw, dict):
-        return None
-    ids = issue_ids_in(raw.get("body") if isinstance(raw.get("body"), str) else None)
-    number = raw.get("number")
-    if not ids or not isinstance(number, int):
-        return None
-    return MarkedItem(
-        number=number,
-        kind="pr" if raw.get("pull_request") else "issue",
-        state="closed" if raw.get("state") == "closed" else "open",
-        url=str(raw.get("html_url") or ""),
-        issue_ids=frozenset(ids),
-    )
-
-
-def _github_wait(resp: requests.Response) -> float | None:
-    if resp.status_code >= 500:
-        return 2.0
-    if resp.status_code not in (403, 429):
-        return None
-    retry_after = resp.headers.get("retry-after")
-    if retry_after and retry_after.isdigit():
-        return float(retry_after)
-    if resp.status_code == 429 or "secondary rate limit" in resp.text.lower():
-        return 60.0
-    return None
-
-
-def _github_check(resp: requests.Response, method: str, path: str) -> requests.Response:
-    if resp.status_code < 400:
-        return resp
-    try:
-        message = str(resp.json().get("message", ""))[:300]
-    except (ValueError, AttributeError):
-        message = resp.reason or ""
-    what = f"GitHub {method} {path.split('?')[0]}: {resp.status_code} {message}"
-    if resp.status_code == 401:
-        raise Forbidden(f"{what} — check GITHUB_TOKEN")
-    if resp.status_code == 404:
-        raise NotFound(f"{what} — check GITHUB_REPOSITORY and that the token can see it")
-    if resp.status_code in (403, 429):
-        if "rate limit" in message.lower() or resp.headers.get("x-ratelimit-remaining") == "0":
-            raise RateLimited(f"{what} — GitHub rate limit; poll less often or lower SENTRY_AUTOFIX_POLL_MAX_ISSUES")
-        raise Forbidden(
-            f"{what} — give the workflow `permissions: contents: write` (repository_dispatch) "
-            "and `issues: read`, `pull-requests: read` (search)"
-        )
-    if resp.status_code == 422:
-        raise CodeHostError(f"{what} (GitHub refused the request as invalid)")
-    raise CodeHostError(what)
 
 
 # --- selection ---------------------------------------------------------------------------------
@@ -350,7 +167,7 @@ class PollResult:
 
 def select_issues(
     source: PollSource,
-    handled: HandledIndex | None,
+    handled: CodeHost | None,
     filters: Filters,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     run_link: str | None = None,
@@ -359,7 +176,7 @@ def select_issues(
     result = PollResult()
     open_ids: dict[str, MarkedItem] = {}
     if handled is None:
-        log.warning("no GitHub token/repository: open PRs and issues are not checked (set GITHUB_TOKEN)")
+        log.warning("no code host configured: open PRs and issues are not checked")
     else:
         for item in handled.open_marked():
             if item.state == "open":
@@ -564,25 +381,43 @@ def process_sequentially(issues: Sequence[IssueInfo], handle: Callable[[IssueInf
 # --- the command -------------------------------------------------------------------------------
 
 
-def make_github(settings: Settings) -> GitHubRest | None:
-    if settings.github_token is None or not settings.github_repository:
+def make_host(settings: Settings) -> CodeHost | None:
+    """The configured code host, or None (with a warning) when its credentials are not set."""
+    try:
+        return delivery.build_host(settings)
+    except ConfigError as exc:
+        log.warning("open PRs and issues are not checked: %s", exc)
         return None
-    return GitHubRest(settings.github_api_url, settings.github_token.get_secret_value(), settings.github_repository)
 
 
-def run_link(settings: Settings) -> str | None:
-    """This Actions run's page, when running under Actions."""
-    server, repo, run = settings.github_server_url, settings.github_repository, settings.github_run_id
-    if server.startswith(("https://", "http://")) and repo and run and run.isdigit():
-        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
-    return None
+def trigger_once(
+    trigger: Trigger,
+    target: str,
+    event_type: str,
+    payload: dict[str, Any],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """One run started, or an exception naming the fix. Unlike the relay, poll has no outbox to
+    come back to: a 5xx or a short `Retry-After` (≤ 30 s) is retried once here; a long wait is not
+    waited out (the next poll picks the issue again)."""
+    outcome = trigger.dispatch(target, event_type, payload)
+    if not outcome.ok and outcome.retry:
+        wait = outcome.retry_after
+        if wait is None and not outcome.rate_limited and (outcome.status is None or outcome.status >= 500):
+            wait = 2.0
+        if wait is not None and wait <= 30:
+            log.info("the code host answered %s; retrying in %.0fs", outcome.status, wait)
+            sleep(wait)
+            outcome = trigger.dispatch(target, event_type, payload)
+    delivery.raise_for(outcome)
 
 
 def poll_command(
     args: argparse.Namespace,
     settings: Settings,
     source: PollSource | None = None,
-    github: GitHubRest | None = None,
+    host: CodeHost | None = None,
+    trigger: Trigger | None = None,
 ) -> int:
     """The `poll` subcommand; collaborators may be passed in (tests), else built from settings."""
     filters = Filters.from_settings(
@@ -601,13 +436,16 @@ def poll_command(
         # SENTRY_AUTOFIX_SOURCE (or --source) picks the module; every one lists issues the same way.
         source = build_source(settings)  # type: ignore[assignment]
         assert source is not None
-    if github is None:
-        github = make_github(settings)
-    if args.dispatch and github is None:
-        raise ConfigError("--dispatch needs GITHUB_TOKEN and GITHUB_REPOSITORY")
+    target = None
+    if args.dispatch:
+        # Credentials are checked before Sentry is asked anything.
+        trigger = trigger or delivery.build_trigger(settings)
+        target = delivery.default_target(settings)
+    if host is None:
+        host = make_host(settings)
     where = getattr(source, "name", "sentry")
     print(f"sentry-autofix: polling {where}: {filters.sentry_query()} (period {filters.period})", file=sys.stderr)
-    result = select_issues(source, github, filters, run_link=run_link(settings))
+    result = select_issues(source, host, filters, run_link=settings.run_url)
     for skip in result.skipped:
         print(
             f"sentry-autofix: skip {skip.short_id or skip.issue_id} ({skip.issue_id}): {skip.reason}", file=sys.stderr
@@ -618,10 +456,9 @@ def poll_command(
         f"sentry-autofix: picked {len(result.selected)} of {result.scanned} issues looked at",
         file=sys.stderr,
     )
-    if args.dispatch:
-        assert github is not None
+    if trigger is not None and target is not None:
         for issue in result.selected:
-            github.dispatch(settings.poll_event_type, dispatch_payload(issue, source.org))
+            trigger_once(trigger, target, settings.poll_event_type, dispatch_payload(issue, source.org))
             print(f"sentry-autofix: dispatched {settings.poll_event_type} for {issue.short_id}", file=sys.stderr)
     if args.matrix:
         text = matrix_json(result.selected)
@@ -634,8 +471,6 @@ def poll_command(
             sys.stdout.write(listing_line(issue) + "\n")
         if settings.github_output:
             write_output(settings.github_output, "count", str(len(result.selected)))
-    if github is not None:
-        log.info("GitHub API calls: %d", github.calls)
     return 0
 
 

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from sentry_autofix import gitlab_ci, neutral
+from sentry_autofix import delivery, gitlab_ci, neutral
 from sentry_autofix.actions import Runner, scrub
 from sentry_autofix.agent.llm import LLM
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import CodeHost
 from sentry_autofix.delivery import body as bodies
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
+from sentry_autofix.lifecycle import event_from_payload, handle_lifecycle
 from sentry_autofix.models import FixResult, TriageReport
 from sentry_autofix.notify import Notifier
 from sentry_autofix.pipeline import Collaborators, Fixer, Locator, Outcome, deliver_issue, finish, run_one
@@ -88,14 +89,23 @@ _CLOSING_ACTIONS = frozenset({"resolved", "ignored", "archived"})
 
 
 def client_payload(settings: Settings) -> dict[str, object]:
-    """The relay's `client_payload` of a repository_dispatch run (empty otherwise)."""
-    if settings.github_event_name != "repository_dispatch" or not settings.github_event_path:
-        return {}
+    """The relay's context of a triggered run: `client_payload` of a repository_dispatch, the
+    SENTRY_AUTOFIX_PAYLOAD variable of a triggered GitLab pipeline (empty otherwise)."""
     try:
-        loaded = json.loads(Path(settings.github_event_path).read_text(encoding="utf-8"))
+        if settings.gitlab_ci:
+            if (
+                gitlab_ci.event_name(settings.ci_pipeline_source) != "repository_dispatch"
+                or not settings.gitlab_payload
+            ):
+                return {}
+            client = json.loads(settings.gitlab_payload)
+        else:
+            if settings.github_event_name != "repository_dispatch" or not settings.github_event_path:
+                return {}
+            loaded = json.loads(Path(settings.github_event_path).read_text(encoding="utf-8"))
+            client = loaded.get("client_payload") if isinstance(loaded, dict) else None
     except (OSError, ValueError):
         return {}
-    client = loaded.get("client_payload") if isinstance(loaded, dict) else None
     return client if isinstance(client, dict) else {}
 
 
@@ -171,19 +181,7 @@ def build_locator() -> Locator:
 
 def build_host(settings: Settings) -> CodeHost:
     """The configured code host (delivery.HOSTS), imported only when used."""
-    from importlib import import_module
-
-    from sentry_autofix.delivery import HOSTS
-
-    module, _, name = HOSTS[settings.host_name].partition(":")
-    try:
-        cls = getattr(import_module(module), name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"the {settings.host_name} code host needs an extra: pip install 'sentry-autofix[{settings.host_name}]'"
-        ) from exc
-    host: CodeHost = cls(settings)
-    return host
+    return delivery.build_host(settings)
 
 
 def build_runner(settings: Settings) -> Runner:
@@ -224,7 +222,8 @@ def run_command(
     try:
         issue_ref = resolve_issue_id(settings)
         action = dispatch_action(settings)
-        if issue_ref is not None and action in _CLOSING_ACTIONS and not settings.sentry_issue_id:
+        # A closing action annotates the issue the trigger was about; an explicit other id is a fix run.
+        if issue_ref is not None and action in _CLOSING_ACTIONS and _triggered_for(issue_ref, settings):
             return finish(follow_lifecycle(issue_ref, action, settings, runner), runner)
         workspace = Path(
             getattr(args, "workspace", None) or settings.github_workspace or settings.ci_project_dir or "."
@@ -245,6 +244,14 @@ def run_command(
     return deliver_issue(issue_ref, settings, workspace, collaborators)
 
 
+def _triggered_for(issue_ref: str, settings: Settings) -> bool:
+    """Whether this run is the one the relay triggered for `issue_ref` (GitLab passes the id as the
+    SENTRY_AUTOFIX_ISSUE_ID variable, which on GitHub is the explicit `sentry-issue-id` input)."""
+    if not settings.sentry_issue_id:
+        return True
+    return str(client_payload(settings).get("issue_id") or "") == issue_ref
+
+
 def build_notifiers(settings: Settings) -> list[Notifier]:
     from sentry_autofix.notify import build_notifiers as build
 
@@ -253,22 +260,20 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 
 def follow_lifecycle(issue_ref: str, action: str, settings: Settings, runner: Runner) -> Outcome:
     """A resolved (or ignored/archived) issue forwarded by the relay: nothing to fix; a resolved
-    one closes its triage issue and gets a comment on its PR (sentry_autofix.lifecycle)."""
-    if action != "resolved" or settings.github_token is None or not settings.github_repository or settings.dry_run:
-        return Outcome("skipped-filtered", f"Sentry issue {issue_ref} was {action}: nothing to fix")
-    from sentry_autofix.lifecycle import PyGithubTracker, event_from_payload, handle_lifecycle
-
+    one closes its triage issue and gets a comment on its PR or MR (sentry_autofix.lifecycle)."""
+    nothing = Outcome("skipped-filtered", f"Sentry issue {issue_ref} was {action}: nothing to fix")
+    if action != "resolved" or settings.dry_run:
+        return nothing
     event = event_from_payload(client_payload(settings))
     if event is None:
-        return Outcome("skipped-filtered", f"Sentry issue {issue_ref} was {action}: nothing to fix")
-    tracker = PyGithubTracker(
-        settings.github_api_url,
-        settings.github_token.get_secret_value(),
-        settings.github_repository,
-        seconds_between_writes=settings.github_write_interval,
-    )
+        return nothing
+    try:
+        host = build_host(settings)
+    except ConfigError as exc:
+        runner.warning(f"cannot update the PR or issue of Sentry issue {issue_ref}: {exc}")
+        return nothing
     with runner.group(f"Sentry issue {issue_ref} was resolved"):
-        done = handle_lifecycle(event, tracker)
+        done = handle_lifecycle(event, host)
         for line in done.actions:
             runner.log(line)
     summary = "; ".join(done.actions) or "no PR or issue of ours to update"
@@ -279,14 +284,14 @@ def run_scheduled(settings: Settings, workspace: Path, c: Collaborators) -> int:
     """`schedule`: poll Sentry for the issues worth fixing now (sentry_autofix.poll) and run them
     one after another in this job; the outputs describe the last one, the status is `error` if any
     failed. For parallel runs use `poll --matrix` (README: scheduled polling)."""
-    from sentry_autofix.poll import Filters, make_github, run_link, select_issues
+    from sentry_autofix.poll import Filters, select_issues
 
     with c.runner.group("Poll Sentry"):
         picked = select_issues(
             c.source,  # type: ignore[arg-type]
-            make_github(settings),
+            c.host,
             Filters.from_settings(settings),
-            run_link=run_link(settings),
+            run_link=settings.run_url,
         )
         for skip in picked.skipped:
             c.runner.log(f"skip {skip.short_id or skip.issue_id}: {skip.reason}")

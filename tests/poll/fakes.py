@@ -499,6 +499,11 @@ class FakeGitHub(LoopbackServer):
             "items": [self.issue_json(i) for i in chunk],
         }
         headers = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "29", "X-RateLimit-Resource": "search"}
+        if page * per_page < len(hits):
+            # GitHub paginates search with a `Link` header (docs.github.com/rest/using-the-rest-api/
+            # using-pagination-in-the-rest-api); PyGithub follows rel="next".
+            nxt = urlencode({"q": q, "per_page": per_page, "page": page + 1})
+            headers["Link"] = f'<{self.url}/search/issues?{nxt}>; rel="next"'
         return _json(200, body, headers)
 
     def _dispatch(self, rec: Recorded) -> Response:

@@ -1,4 +1,4 @@
-"""Lifecycle: Sentry resolved / regressed / escalating → GitHub, through PyGithub against the fake."""
+"""Lifecycle: Sentry resolved / regressed / escalating → GitHub, through GitHubHost (PyGithub) against the fake."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from sentry_autofix.config import Settings
+from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.lifecycle import (
     LifecycleEvent,
-    PyGithubTracker,
     event_from_payload,
     handle_lifecycle,
     lifecycle_event,
@@ -39,8 +40,15 @@ def github() -> Iterator[FakeGitHub]:
         yield server
 
 
-def tracker(github: FakeGitHub) -> PyGithubTracker:
-    return PyGithubTracker(github.url, github.token, github.repository, seconds_between_writes=None)
+def tracker(github: FakeGitHub) -> GitHubHost:
+    return GitHubHost(
+        Settings(
+            github_api_url=github.url,
+            github_token=github.token,
+            github_repository=github.repository,
+            github_write_interval=0.0,
+        )
+    )
 
 
 def seed(github: FakeGitHub) -> None:

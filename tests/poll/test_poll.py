@@ -13,16 +13,15 @@ from typing import Any
 import pytest
 
 from sentry_autofix.cli import main
-from sentry_autofix.config import load_settings
+from sentry_autofix.config import Settings, load_settings
+from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.markers import marker_for, state_comment
 from sentry_autofix.models import IssueInfo
 from sentry_autofix.poll import (
     MAX_MATRIX_JOBS,
     Filters,
-    GitHubRest,
     build_matrix,
     dispatch_payload,
-    marked_item,
     matrix_json,
     select_issues,
     write_output,
@@ -88,8 +87,15 @@ def client_for(sentry: FakeSentry, sleeps: list[float] | None = None) -> SentryC
     return SentryClient(settings, sleep=(sleeps.append if sleeps is not None else lambda _s: None))
 
 
-def github_for(github: FakeGitHub) -> GitHubRest:
-    return GitHubRest(github.url, github.token, github.repository, sleep=lambda _s: None)
+def github_for(github: FakeGitHub) -> GitHubHost:
+    return GitHubHost(
+        Settings(
+            github_api_url=github.url,
+            github_token=github.token,
+            github_repository=github.repository,
+            github_write_interval=0.0,
+        )
+    )
 
 
 def test_fakes__shapes_match_the_real_fixtures(sentry: FakeSentry, github: FakeGitHub) -> None:
@@ -403,7 +409,7 @@ def test_poll_cli__github_search_refused_names_the_permission(
     _env(monkeypatch, sentry, github, tmp_path)
     assert main(["poll", "--matrix"]) == 1
     err = capsys.readouterr().err
-    assert "issues: read" in err
+    assert "issues: write" in err
     assert github.token not in err
 
 
@@ -429,7 +435,7 @@ def test_search_pages__only_when_more_than_100_marked(github: FakeGitHub) -> Non
     gh = github_for(github)
     items = gh.open_marked()
     assert len(items) == 150
-    assert gh.calls == math.ceil(150 / 100)
+    assert len(github.calls("GET", "/search/issues")) == math.ceil(150 / 100)
 
 
 def test_select_issues__a_stale_claim_taken_over_is_refreshed(sentry: FakeSentry, github: FakeGitHub) -> None:
@@ -551,11 +557,30 @@ def test_select_issues__numeric_project_ids_need_no_lookup(sentry: FakeSentry) -
     )
 
 
-def test_marked_item__marker_quoted_in_text_is_not_ours() -> None:
+def test_open_marked__marker_quoted_in_text_is_not_ours(github: FakeGitHub) -> None:
     """Issue 9: a marker-looking string inside Sentry or model text (a table cell, a sentence, a
     code block) made poll treat issue 999 as handled. Only a marker alone on its line counts."""
     forged = "| `x` <!-- sentry-autofix:issue=999 --> | 1 |\n```\n<!-- sentry-autofix:issue=998 -->\n```\n"
-    item = marked_item({"number": 5, "body": forged + "\n" + marker_for("4242") + "\n", "state": "open"})
-    assert item is not None
-    assert item.issue_ids == frozenset({"4242"})
-    assert marked_item({"number": 6, "body": forged, "state": "open"}) is None
+    github.add(FakeGitItem(5, forged + "\n" + marker_for("4242") + "\n", kind="issue"))
+    github.add(FakeGitItem(6, forged, kind="issue"))
+    items = github_for(github).open_marked()
+    assert [(i.number, i.issue_ids) for i in items] == [(5, frozenset({"4242"}))]
+
+
+def test_trigger_once__a_5xx_is_retried_once_and_a_long_wait_is_not_waited_out(github: FakeGitHub) -> None:
+    """poll has no outbox: one short retry (as before the trigger moved into delivery/github.py)."""
+    from sentry_autofix.delivery.github import GitHubTrigger, StaticToken
+    from sentry_autofix.errors import RateLimited
+    from sentry_autofix.poll import trigger_once
+
+    trigger = GitHubTrigger(StaticToken(github.token), api_url=github.url)
+    sleeps: list[float] = []
+    github.script.append((502, {"Content-Type": "application/json"}, b'{"message": "Bad Gateway"}'))
+    trigger_once(trigger, github.repository, "sentry-issue", {"issue_id": "1"}, sleep=sleeps.append)
+    assert sleeps == [2.0] and len(github.dispatches) == 1
+    github.script.append(
+        (429, {"Content-Type": "application/json", "Retry-After": "600"}, b'{"message": "Too Many Requests"}')
+    )
+    with pytest.raises(RateLimited):
+        trigger_once(trigger, github.repository, "sentry-issue", {"issue_id": "2"}, sleep=sleeps.append)
+    assert sleeps == [2.0] and len(github.dispatches) == 1

@@ -103,7 +103,7 @@ def test_wsgi__health_has_status_and_counters_but_no_secrets(app: Relay, hooks: 
     assert status == 200
     assert health["status"] == "ok"
     assert health["config"]["webhook_secret"] == "set"
-    assert health["config"]["github_auth"] == "token"
+    assert health["config"]["trigger_auth"] == "token"
     assert health["counters"] == {"ignored": 1, "received": 1}
     assert health["outbox"]["pending"] == 0
     text = json.dumps(health)

@@ -14,14 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from relay_fake_github import FakeGitHub, FakeGitHubState
 from relay_helpers import REPOS, TOKEN, relay_settings
 
+from sentry_autofix.delivery.github import GitHubAppAuth, GitHubTrigger, StaticToken, build_trigger
 from sentry_autofix.errors import ConfigError
 from sentry_autofix.relay.dispatcher import Dispatcher, backoff
-from sentry_autofix.relay.github import (
-    GitHubAppAuth,
-    GitHubDispatcher,
-    StaticToken,
-    build_dispatcher_client,
-)
 from sentry_autofix.relay.store import Limits, NewDispatch, SQLiteStore
 
 LIMITS = Limits(3600, 5, 86400)
@@ -38,8 +33,8 @@ class Clock:
         return self.now
 
 
-def _client(fake: FakeGitHub, token: str = TOKEN, clock: Any = time.time) -> GitHubDispatcher:
-    return GitHubDispatcher(StaticToken(token), api_url=fake.url, clock=clock)
+def _client(fake: FakeGitHub, token: str = TOKEN, clock: Any = time.time) -> GitHubTrigger:
+    return GitHubTrigger(StaticToken(token), api_url=fake.url, clock=clock)
 
 
 def _enqueue(store: SQLiteStore, now: float, issue: str = "1234567890", repo: str = "acme/python-app") -> None:
@@ -103,7 +98,7 @@ def test_github_dispatcher__bad_token_and_unknown_repo_are_retried_and_explained
 
 
 def test_github_dispatcher__unreachable_github_is_retryable() -> None:
-    outcome = GitHubDispatcher(StaticToken(TOKEN), api_url="http://127.0.0.1:9", timeout=2).dispatch(
+    outcome = GitHubTrigger(StaticToken(TOKEN), api_url="http://127.0.0.1:9", timeout=2).dispatch(
         "acme/python-app", "sentry-issue", PAYLOAD
     )
     assert (outcome.ok, outcome.retry, outcome.status) == (False, True, None)
@@ -215,7 +210,7 @@ def test_github_app_auth__installation_token_is_fetched_cached_and_refreshed(
     app_github: FakeGitHub, app_key: rsa.RSAPrivateKey
 ) -> None:
     auth = GitHubAppAuth("12345", _pem(app_key), api_url=app_github.url, session=requests.Session())
-    client = GitHubDispatcher(auth, api_url=app_github.url)
+    client = GitHubTrigger(auth, api_url=app_github.url)
     assert client.dispatch("acme/python-app", "sentry-issue", PAYLOAD).ok
     assert client.dispatch("acme/python-app", "sentry-issue", PAYLOAD).ok
     assert app_github.state.issued_tokens == ["ghs_fake0001"]  # cached for its hour
@@ -232,7 +227,7 @@ def test_github_app_auth__revoked_token_is_replaced_after_a_401(
     app_github: FakeGitHub, app_key: rsa.RSAPrivateKey
 ) -> None:
     auth = GitHubAppAuth("12345", _pem(app_key), api_url=app_github.url, session=requests.Session())
-    client = GitHubDispatcher(auth, api_url=app_github.url)
+    client = GitHubTrigger(auth, api_url=app_github.url)
     assert client.dispatch("acme/python-app", "sentry-issue", PAYLOAD).ok
     app_github.state.tokens.clear()  # GitHub revoked it
     assert client.dispatch("acme/python-app", "sentry-issue", PAYLOAD).status == 401
@@ -244,7 +239,7 @@ def test_github_app_auth__app_not_installed_is_retryable_with_advice(
     app_github: FakeGitHub, app_key: rsa.RSAPrivateKey
 ) -> None:
     auth = GitHubAppAuth("12345", _pem(app_key), api_url=app_github.url, session=requests.Session())
-    outcome = GitHubDispatcher(auth, api_url=app_github.url).dispatch("other/repo", "sentry-issue", PAYLOAD)
+    outcome = GitHubTrigger(auth, api_url=app_github.url).dispatch("other/repo", "sentry-issue", PAYLOAD)
     assert (outcome.ok, outcome.retry) == (False, True)
     assert "not installed on other/repo" in outcome.detail
 
@@ -256,15 +251,13 @@ def test_github_app_auth__key_from_a_file_path_and_flattened_newlines(
     pem_file.write_text(_pem(app_key))
     for key in (str(pem_file), _pem(app_key).replace("\n", "\\n")):
         auth = GitHubAppAuth("12345", key, api_url=app_github.url, session=requests.Session())
-        assert GitHubDispatcher(auth, api_url=app_github.url).dispatch("acme/errors", "e", PAYLOAD).ok
+        assert GitHubTrigger(auth, api_url=app_github.url).dispatch("acme/errors", "e", PAYLOAD).ok
 
 
-def test_build_dispatcher_client__refuses_missing_or_half_configured_credentials() -> None:
+def test_build_trigger__refuses_missing_or_half_configured_credentials() -> None:
     with pytest.raises(ConfigError, match="GITHUB_TOKEN"):
-        build_dispatcher_client(relay_settings(github_token=None))
+        build_trigger(relay_settings(github_token=None))
     with pytest.raises(ConfigError, match="GITHUB_APP_PRIVATE_KEY"):
-        build_dispatcher_client(relay_settings(github_app_id="1"))
+        build_trigger(relay_settings(github_app_id="1"))
     with pytest.raises(ConfigError, match="GITHUB_APP_PRIVATE_KEY"):
-        build_dispatcher_client(
-            relay_settings(github_app_id="1", github_app_private_key="-----BEGIN PRIVATE KEY-----\nnope\n")
-        )
+        build_trigger(relay_settings(github_app_id="1", github_app_private_key="-----BEGIN PRIVATE KEY-----\nnope\n"))

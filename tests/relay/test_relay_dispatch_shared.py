@@ -18,8 +18,9 @@ import pytest
 from relay_fake_github import FakeGitHub
 from relay_helpers import TOKEN
 
+from sentry_autofix.delivery import DispatchOutcome
+from sentry_autofix.delivery.github import GitHubTrigger, StaticToken
 from sentry_autofix.relay.dispatcher import Dispatcher
-from sentry_autofix.relay.github import DispatchOutcome, GitHubDispatcher, StaticToken
 from sentry_autofix.relay.store import Limits, NewDispatch, OutboxStore, SQLiteStore
 
 LIMITS = Limits(3600, 5, 86400)
@@ -34,8 +35,8 @@ def _fill(store: OutboxStore, n: int, *, first: int = 5000) -> list[str]:
     return issues
 
 
-def _client(fake: FakeGitHub) -> GitHubDispatcher:
-    return GitHubDispatcher(StaticToken(TOKEN), api_url=fake.url, timeout=10)
+def _client(fake: FakeGitHub) -> GitHubTrigger:
+    return GitHubTrigger(StaticToken(TOKEN), api_url=fake.url, timeout=10)
 
 
 class Workers:

@@ -88,4 +88,4 @@ def test_dockerfile__entrypoint_and_cmd_are_a_valid_relay_command() -> None:
     assert health_url is not None
     assert health_url.group(1) in HEALTH_PATHS
     assert "SENTRY_AUTOFIX_RELAY_DB=/data/" in dockerfile
-    assert 'pip install ".[relay]"' in dockerfile
+    assert 'pip install ".[relay,gitlab]"' in dockerfile  # gitlab: routes to GitLab projects

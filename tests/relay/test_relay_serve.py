@@ -21,6 +21,7 @@ import pytest
 import requests
 from relay_fake_github import FakeGitHub, FakeGitHubState
 from relay_helpers import REPOS, ROUTES, SECRET, TOKEN, Hooks, compact, fresh, headers_for
+from tests.fakes.gitlab_api import FakeGitLab
 
 pytestmark = pytest.mark.conformance
 
@@ -510,3 +511,40 @@ def test_serve__a_killed_worker_is_replaced_and_the_relay_keeps_answering(
         assert relay.post(hooks.bytes(name), resource, timeout=5).status_code == 202
     assert len(github.wait_for_dispatches(2)) == 2
     assert relay.stop() == 0
+
+
+def test_serve__routes_to_a_gitlab_project_and_github_side_by_side(
+    hooks: Hooks, github: FakeGitHub, relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    """`relay serve` with a GitLab route: the webhook becomes a triggered pipeline, its replay is a
+    duplicate, the other project still gets its repository_dispatch; no token in any log line."""
+    trigger = "glptt-serve-trigger-token-0123456789"
+    gitlab = FakeGitLab(project="acme/python-app", project_id=7, trigger_token=trigger).start()
+    try:
+        routes = f"python=gitlab:{gitlab.url}#acme/python-app@main,1=acme/front-end"
+        env = _env(
+            tmp_path / "o.sqlite3",
+            github.url,
+            SENTRY_AUTOFIX_ROUTES=routes,
+            SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN=trigger,
+            SENTRY_AUTOFIX_RELAY_WORKERS="1",
+        )
+        relay = _start(relays, env)
+        issue = hooks.bytes("issue.created.json")
+        assert relay.post(issue, "issue").status_code == 202
+        assert relay.post(issue, "issue").json()["status"] == "duplicate"
+        assert relay.post(hooks.bytes("error.created.json"), "error").status_code == 202
+        got = github.wait_for_dispatches(1)
+        deadline = time.monotonic() + 20
+        while not gitlab.pipelines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [pipeline] = gitlab.pipelines
+        assert pipeline["variables"]["SENTRY_AUTOFIX_ISSUE_ID"] == "1234567890"
+        assert [d["repo"] for d in got] == ["acme/front-end"]
+        health = requests.get(f"{relay.url}/health").json()
+        assert health["config"]["trigger_auth"] == "token+trigger-token"
+        assert relay.stop() == 0
+        assert not any(trigger in line or TOKEN in line for line in relay.lines)
+        assert len(gitlab.pipelines) == 1
+    finally:
+        gitlab.stop()

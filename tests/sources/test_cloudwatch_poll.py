@@ -13,8 +13,9 @@ import pytest
 from botocore.stub import Stubber
 
 from sentry_autofix.config import Settings
+from sentry_autofix.delivery.github import GitHubHost
 from sentry_autofix.markers import issue_ids_in, marker_for
-from sentry_autofix.poll import GitHubRest, poll_command
+from sentry_autofix.poll import poll_command
 from sentry_autofix.sources import source_of
 from sentry_autofix.sources.cloudwatch import CloudWatchSource
 from tests.poll.fakes import FakeGitHub, FakeGitItem
@@ -80,8 +81,15 @@ def test_poll_matrix__cloudwatch_groups_become_jobs_and_open_prs_are_skipped(
         go_id = next(i.id for i in cw.list_issues() if i.platform == "go")
     github.add(FakeGitItem(number=7, kind="pr", body=f"Fix\n\n{marker_for(go_id)}\n"))
     settings = Settings(cloudwatch_log_groups=["/ecs/shop-web"], error_source="cloudwatch", poll_claim=True)
-    gh = GitHubRest(github.url, github.token, github.repository, sleep=lambda _s: None)
-    code = poll_command(_args(), settings, source=cw, github=gh)  # type: ignore[arg-type]
+    gh = GitHubHost(
+        Settings(
+            github_api_url=github.url,
+            github_token=github.token,
+            github_repository=github.repository,
+            github_write_interval=0.0,
+        )
+    )
+    code = poll_command(_args(), settings, source=cw, host=gh)  # type: ignore[arg-type]
     captured = capsys.readouterr()
     assert code == 0, captured.err
     matrix = json.loads(captured.out)
@@ -91,7 +99,7 @@ def test_poll_matrix__cloudwatch_groups_become_jobs_and_open_prs_are_skipped(
     assert entry["project"] == ""
     assert f"skip {go_id} ({go_id}): open pull request #7" in captured.err
     assert "polling cloudwatch" in captured.err
-    assert cw.calls == 1 and gh.calls == 1
+    assert cw.calls == 1 and len(github.calls("GET", "/search/issues")) == 1
     assert not github.dispatches
 
 

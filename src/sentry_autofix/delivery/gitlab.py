@@ -1,4 +1,8 @@
-"""GitLab (gitlab.com or self-managed) behind the CodeHost protocol, on python-gitlab.
+"""GitLab (gitlab.com or self-managed): the CodeHost on python-gitlab, and the pipeline trigger.
+
+Everything sentry-autofix does on GitLab is here: delivery (merge requests, triage issues,
+labels), the marker scan `poll` uses to skip handled issues, the lifecycle's notes and closes, and
+the relay's / `poll --dispatch`'s pipeline trigger (`POST /projects/:id/trigger/pipeline`).
 
 Authentication is a project or group access token (role Developer, scopes `api` +
 `write_repository`): the CI job token cannot create merge requests
@@ -14,9 +18,14 @@ project's labels, create the MR (labels go with it); +1 per label that must be c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import quote
 
 import gitlab
 import requests
@@ -24,9 +33,9 @@ from gitlab.exceptions import GitlabError
 
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
-from sentry_autofix.delivery import Existing, HostItem
+from sentry_autofix.delivery import DispatchOutcome, Existing, HostItem
 from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
-from sentry_autofix.markers import issue_ids_in
+from sentry_autofix.markers import MarkedItem, issue_ids_in
 
 LABEL_COLOUR = "#6c5fc7"
 """Sentry purple, for the labels we create."""
@@ -106,6 +115,9 @@ class GitLabHost:
         self._gl = client
         # lazy: no GET /projects/:id until an attribute is read (default_branch only).
         self._project_ref = settings.gitlab_project
+        # CI_PROJECT_URL under GitLab CI; else built from the base URL when the project is a path.
+        path_url = f"{settings.gitlab_url.rstrip('/')}/{self._project_ref}" if settings.gitlab_url else None
+        self._web = settings.gitlab_project_url or (None if self._project_ref.isdigit() else path_url)
         self._project = client.projects.get(settings.gitlab_project, lazy=True)
         self._mr_label = settings.labels[0] if settings.labels else None
         self._issue_label = settings.issue_labels[0] if settings.issue_labels else None
@@ -197,11 +209,55 @@ class GitLabHost:
             data = self._project.issues.update(number, {"state_event": "reopen"})
         return self._issue_item(data)
 
-    def comment(self, kind: str, number: int, body: str) -> None:
+    def blob_base(self, sha: str) -> str | None:
+        return f"{self._web.rstrip('/')}/-/blob/{sha}" if self._web else None
+
+    # -- poll and lifecycle -------------------------------------------------------------------
+    def open_marked(self) -> list[MarkedItem]:
+        """Open MRs and issues with our labels, scanned for markers: one call per 100 of each."""
+        return self._scan("opened", None)
+
+    def find_by_marker(self, issue_id: str) -> list[MarkedItem]:
+        return self._scan("all", issue_id)
+
+    def comment(self, kind: Literal["pr", "issue"], number: int, body: str) -> None:
         """A note on an MR or issue (the lifecycle's `resolved in Sentry`)."""
-        with _seam(f"comment on {kind} {number}"):
+        with _seam(f"comment on {'merge request !' if kind == 'pr' else 'issue #'}{number}"):
             manager = self._project.mergerequests if kind == "pr" else self._project.issues
             manager.get(number, lazy=True).notes.create({"body": body})
+
+    def close_issue(self, number: int) -> None:
+        with _seam(f"close issue #{number}"):
+            self._project.issues.update(number, {"state_event": "close"})
+
+    def _scan(self, state: str, issue_id: str | None) -> list[MarkedItem]:
+        """GitLab's list endpoints have no exact-phrase search of descriptions: list our labelled
+        MRs and issues (newest updated first, `MARKER_SCAN` at most) and read the markers."""
+        found: list[MarkedItem] = []
+        for kind, manager, label in (
+            ("pr", self._project.mergerequests, self._mr_label),
+            ("issue", self._project.issues, self._issue_label),
+        ):
+            kwargs: dict[str, Any] = {"state": state, "order_by": "updated_at", "sort": "desc", "iterator": True}
+            if label:
+                kwargs["labels"] = [label]
+            with _seam(f"look for marked {'merge requests' if kind == 'pr' else 'issues'}"):
+                for n, obj in enumerate(manager.list(**kwargs)):
+                    if n >= MARKER_SCAN:
+                        break
+                    ids = issue_ids_in(obj.description)
+                    if not ids or (issue_id is not None and issue_id not in ids):
+                        continue
+                    found.append(
+                        MarkedItem(
+                            number=int(obj.iid),
+                            kind="pr" if kind == "pr" else "issue",
+                            state="open" if obj.state == "opened" else "closed",
+                            url=str(obj.web_url or ""),
+                            issue_ids=frozenset(ids),
+                        )
+                    )
+        return found
 
     def dispatch_workflow(self, workflow: str, ref: str) -> None:
         """GitLab runs the branch pipeline on push by itself; `ci-workflow` starts one more on `ref`."""
@@ -255,3 +311,157 @@ class GitLabHost:
             state="open" if data.get("state") == "opened" else "closed",
             labels=tuple(str(lbl) for lbl in data.get("labels") or []),
         )
+
+
+# --- the pipeline trigger: the relay's and `poll --dispatch`'s ---------------------------------
+
+TRIGGER_TOKEN_HELP = (
+    "check SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN: a pipeline trigger token of the target project "
+    "(Settings → CI/CD → Pipeline trigger tokens)"
+)
+VARIABLES_HELP = (
+    "the project refuses pipeline variables: Settings → CI/CD → Variables → Minimum role to use "
+    "pipeline variables must allow the trigger token owner's role (gitlab.com defaults new projects "
+    "to 'No one allowed')"
+)
+PAYLOAD_VARIABLE = "SENTRY_AUTOFIX_PAYLOAD"
+"""The pipeline variable carrying the relay's context (JSON: action, substatus, short id, …)."""
+_PROJECT_RE = re.compile(r"^(?:[0-9]{1,20}|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$")
+_REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9_./-]{1,200}$")
+DEFAULT_URL = "https://gitlab.com"
+DEFAULT_REF = "main"
+
+
+def parse_target(spec: str, settings: Settings, setting: str) -> str:
+    """`[<base URL>#]<project id or path>[@<ref>]` → `gitlab:<base URL>#<project>@<ref>`.
+
+    The base URL defaults to SENTRY_AUTOFIX_GITLAB_URL (else gitlab.com), the ref to `main`: the
+    trigger API needs a branch, and reading the default branch would need an access token.
+    """
+    url, sep, rest = spec.rpartition("#")
+    if not sep:
+        url = settings.gitlab_url or DEFAULT_URL
+    url = url.rstrip("/")
+    project, _, ref = rest.partition("@")
+    ref = ref or DEFAULT_REF
+    if not url.startswith(("https://", "http://")) or any(c in url for c in "#@ \t"):
+        raise ConfigError(f"{setting}: {url!r} is not a GitLab base URL (https://gitlab.example.com)")
+    if not _PROJECT_RE.match(project):
+        raise ConfigError(f"{setting}: {project!r} is not a GitLab project id or group/project path")
+    if not _REF_RE.match(ref):
+        raise ConfigError(f"{setting}: {ref!r} is not a branch name")
+    return f"gitlab:{url}#{project}@{ref}"
+
+
+def default_target(settings: Settings) -> str:
+    if not settings.gitlab_project:
+        raise ConfigError("set SENTRY_AUTOFIX_GITLAB_PROJECT to the project id or path (GitLab CI sets CI_PROJECT_ID)")
+    ref = settings.base_branch or DEFAULT_REF
+    return parse_target(f"{settings.gitlab_project}@{ref}", settings, "SENTRY_AUTOFIX_GITLAB_PROJECT")
+
+
+def _retry_after(resp: requests.Response, now: float) -> float | None:
+    value = resp.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    # docs.gitlab.com/security/rate_limits/: RateLimit-Reset is the epoch second the window resets.
+    if resp.headers.get("ratelimit-remaining") == "0" and resp.headers.get("ratelimit-reset", "").isdigit():
+        return max(0.0, float(resp.headers["ratelimit-reset"]) - now)
+    return None
+
+
+def _http_message(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.reason or ""
+    if isinstance(body, dict):
+        msg = body.get("message", body.get("error"))
+        if msg is not None:
+            return json.dumps(msg)[:300] if not isinstance(msg, str) else msg[:300]
+    return resp.reason or ""
+
+
+class GitLabTrigger:
+    """`POST /projects/:id/trigger/pipeline` with the trigger token, the Sentry issue id and the
+    relay's context as pipeline variables (docs.gitlab.com/api/pipeline_triggers/).
+
+    Plain `requests` (python-gitlab's own transport) so the relay's outbox sees every status and
+    rate-limit header and owns the retries. The token goes in the form body, never in the URL:
+    URLs end up in access logs and in our error messages; bodies do not.
+    """
+
+    kind = "trigger-token"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._token = token
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._clock = clock
+
+    def dispatch(self, target: str, event_type: str, payload: dict[str, Any]) -> DispatchOutcome:
+        url, _, rest = target.removeprefix("gitlab:").rpartition("#")
+        project, _, ref = rest.partition("@")
+        where = f"{url}/{project}"
+        form = {
+            "token": self._token,
+            "ref": ref,
+            "variables[SENTRY_AUTOFIX_ISSUE_ID]": str(payload.get("issue_id") or ""),
+            "variables[SENTRY_AUTOFIX_EVENT_TYPE]": event_type,
+            f"variables[{PAYLOAD_VARIABLE}]": json.dumps(payload, separators=(",", ":")),
+        }
+        try:
+            resp = self._session.post(
+                f"{url}/api/v4/projects/{quote(project, safe='')}/trigger/pipeline",
+                data=form,
+                headers={"User-Agent": f"sentry-autofix/{__version__}"},
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            return DispatchOutcome(False, True, None, f"GitLab unreachable at {url}: {type(exc).__name__}")
+        status, now = resp.status_code, self._clock()
+        wait = _retry_after(resp, now)
+        if status in (200, 201):
+            exhausted = resp.headers.get("ratelimit-remaining") == "0"
+            return DispatchOutcome(True, False, status, "pipeline created", wait if exhausted else None, exhausted)
+        detail = _http_message(resp).replace(self._token, "***")
+        if status == 429:
+            return DispatchOutcome(False, True, status, f"429 {detail}", wait, rate_limited=True)
+        if status in (401, 403):
+            return DispatchOutcome(False, True, status, f"{status} {detail}: {TRIGGER_TOKEN_HELP} of {where}", wait)
+        if status == 404:
+            # GitLab answers 404 both for an unknown project and for a token it does not know.
+            return DispatchOutcome(
+                False, True, status, f"404 {detail}: {where} does not exist, or {TRIGGER_TOKEN_HELP}", None
+            )
+        if status in (400, 422):
+            # Bad ref or variables: the same request will fail again.
+            hint = VARIABLES_HELP if "variables" in detail.lower() else f"route ref {ref!r} on {where}"
+            return DispatchOutcome(False, False, status, f"{status} {detail} ({hint})")
+        return DispatchOutcome(False, True, status, f"{status} {detail}", wait)
+
+
+def build_host(settings: Settings) -> GitLabHost:
+    return GitLabHost(settings)
+
+
+def build_trigger(settings: Settings) -> GitLabTrigger:
+    if settings.gitlab_trigger_token is None:
+        raise ConfigError(
+            "set SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN to a pipeline trigger token of the target project "
+            "(Settings → CI/CD → Pipeline trigger tokens → Add new token)"
+        )
+    return GitLabTrigger(settings.gitlab_trigger_token.get_secret_value())

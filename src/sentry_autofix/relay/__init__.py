@@ -1,8 +1,9 @@
-"""The relay: Sentry webhooks → verified, filtered, deduplicated, durable `repository_dispatch`.
+"""The relay: Sentry webhooks → verified, filtered, deduplicated, durable triggers of a run
+(`repository_dispatch` on GitHub, a triggered pipeline on GitLab).
 
 decide(headers, body, config)   pure: verify, parse, filter, route, shape the payload
 Relay.handle(headers, body)     decide + store in the outbox → (status, json); also a WSGI app
-Dispatcher                      background thread: outbox → GitHub, retry with backoff
+Dispatcher                      background thread: outbox → the host's Trigger, retry with backoff
 SQLiteStore                     the embedded OutboxStore (WAL)
 build(settings) / serve(...)    wiring for `sentry-autofix relay serve`
 """

@@ -193,7 +193,7 @@ class Relay:
             "status": "ok",
             "version": __version__,
             "uptime_s": round(now - self.started_at, 1),
-            "config": {**self.config.status(), "github_auth": self._auth_kind or "none"},
+            "config": {**self.config.status(), "trigger_auth": self._auth_kind or "none"},
             "counters": self.counters.snapshot(),
         }
         try:

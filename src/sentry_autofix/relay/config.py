@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentry_autofix import delivery
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
 
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 # GitHub: event_type is 1..100 characters; we also forbid control characters so it logs cleanly.
 EVENT_TYPE_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
 
@@ -38,9 +38,10 @@ LEVELS = frozenset({"debug", "info", "warning", "error", "fatal"})
 
 @dataclass(frozen=True)
 class Route:
-    """Where a Sentry project's webhooks go: `repository_dispatch` on `repo` with `event_type`."""
+    """Where a Sentry project's webhooks go: a trigger of `repo` with `event_type`."""
 
     repo: str
+    """The trigger target (delivery.parse_target): `owner/repo`, or `gitlab:<URL>#<project>@<ref>`."""
     event_type: str
 
 
@@ -69,6 +70,11 @@ class RelayConfig:
                 return self.routes[key]
         return self.default_route
 
+    def hosts(self) -> list[str]:
+        """The code hosts the routes lead to (each needs its trigger credentials)."""
+        targets = [r.repo for r in self.routes.values()] + ([self.default_route.repo] if self.default_route else [])
+        return sorted({delivery.host_of(t) for t in targets})
+
     def status(self) -> dict[str, Any]:
         """Configuration status for the health endpoint: shape only, never a secret or a route list."""
         return {
@@ -85,26 +91,31 @@ class RelayConfig:
         }
 
 
-def parse_route(value: str, *, default_event_type: str, setting: str) -> Route:
-    """`owner/repo` or `owner/repo:event-type` → Route; errors name `setting`."""
-    repo, sep, event_type = value.strip().partition(":")
-    repo = repo.strip()
+def parse_route(value: str, *, default_event_type: str, setting: str, settings: Settings | None = None) -> Route:
+    """`owner/repo[:event-type]`, or `<host>:<spec>` for another code host
+    (`gitlab:[<URL>#]<project>[@<ref>]`) → Route; errors name `setting`."""
+    value = value.strip()
+    if delivery.host_of(value) == delivery.DEFAULT_HOST:
+        target, sep, event_type = value.removeprefix(f"{delivery.DEFAULT_HOST}:").partition(":")
+    else:
+        target, sep, event_type = value, "", ""
     event_type = event_type.strip() if sep else default_event_type
-    if not REPO_RE.match(repo):
-        raise ConfigError(f"{setting}: {repo!r} is not an owner/repo name")
+    repo = delivery.parse_target(target.strip(), settings or Settings.model_construct(), setting=setting)
     if not EVENT_TYPE_RE.match(event_type):
         raise ConfigError(f"{setting}: event type {event_type!r} must be 1-100 printable characters")
     return Route(repo=repo, event_type=event_type)
 
 
-def _parse_routes(pairs: list[str], *, default_event_type: str, setting: str) -> dict[str, Route]:
+def _parse_routes(
+    pairs: list[str], *, default_event_type: str, setting: str, settings: Settings | None = None
+) -> dict[str, Route]:
     routes: dict[str, Route] = {}
     for pair in pairs:
         key, sep, target = pair.partition("=")
         key = key.strip()
         if not sep or not key or not target.strip():
             raise ConfigError(f"{setting}: expected project=owner/repo, got {pair!r}")
-        routes[key] = parse_route(target, default_event_type=default_event_type, setting=setting)
+        routes[key] = parse_route(target, default_event_type=default_event_type, setting=setting, settings=settings)
     return routes
 
 
@@ -133,7 +144,7 @@ def _read_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _file_routes(data: dict[str, Any], *, default_event_type: str) -> dict[str, Route]:
+def _file_routes(data: dict[str, Any], *, default_event_type: str, settings: Settings) -> dict[str, Route]:
     setting = "SENTRY_AUTOFIX_RELAY_CONFIG routes"
     raw = data.get("routes", {})
     if not isinstance(raw, dict):
@@ -141,7 +152,9 @@ def _file_routes(data: dict[str, Any], *, default_event_type: str) -> dict[str, 
     routes: dict[str, Route] = {}
     for key, target in raw.items():
         if isinstance(target, str):
-            routes[str(key)] = parse_route(target, default_event_type=default_event_type, setting=setting)
+            routes[str(key)] = parse_route(
+                target, default_event_type=default_event_type, setting=setting, settings=settings
+            )
         elif isinstance(target, dict) and isinstance(target.get("repo"), str):
             event_type = target.get("event_type", default_event_type)
             if not isinstance(event_type, str):
@@ -150,7 +163,9 @@ def _file_routes(data: dict[str, Any], *, default_event_type: str) -> dict[str, 
                 f"{target['repo']}:{event_type}", default_event_type=default_event_type, setting=setting
             )
         else:
-            raise ConfigError(f"{setting}: {key!r} must be 'owner/repo' or {{'repo': …, 'event_type': …}}")
+            raise ConfigError(
+                f"{setting}: {key!r} must be a target ('owner/repo', '<host>:…') or {{'repo': …, 'event_type': …}}"
+            )
     return routes
 
 
@@ -176,15 +191,21 @@ def build_relay_config(settings: Settings, *, require_secret: bool = True) -> Re
     if not EVENT_TYPE_RE.match(event_type):
         raise ConfigError(f"SENTRY_AUTOFIX_EVENT_TYPE: {event_type!r} must be 1-100 printable characters")
 
-    routes = _file_routes(data, default_event_type=event_type)
+    routes = _file_routes(data, default_event_type=event_type, settings=settings)
     # Env routes win over the file: the environment is what an operator changes last.
-    routes.update(_parse_routes(settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES"))
+    routes.update(
+        _parse_routes(
+            settings.relay_routes, default_event_type=event_type, setting="SENTRY_AUTOFIX_ROUTES", settings=settings
+        )
+    )
     default_repo = settings.relay_default_repo or data.get("default_repo")
     default_route = None
     if default_repo:
         if not isinstance(default_repo, str):
             raise ConfigError("SENTRY_AUTOFIX_RELAY_CONFIG default_repo: must be a string")
-        default_route = parse_route(default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO")
+        default_route = parse_route(
+            default_repo, default_event_type=event_type, setting="SENTRY_AUTOFIX_DEFAULT_REPO", settings=settings
+        )
     if not routes and default_route is None:
         raise ConfigError("no route: set SENTRY_AUTOFIX_ROUTES (project=owner/repo,…) or SENTRY_AUTOFIX_DEFAULT_REPO")
 

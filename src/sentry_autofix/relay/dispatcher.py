@@ -1,4 +1,4 @@
-"""The background half: drain the outbox into GitHub, with retry, backoff and one shared budget.
+"""The background half: drain the outbox into the code hosts' triggers, with retry, backoff and one shared budget.
 
 One thread per process. It wakes when a webhook is stored (in-process signal) and otherwise
 polls the store, so rows left by a crashed process or another replica are picked up too.
@@ -20,16 +20,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from sentry_autofix.relay.github import DispatchOutcome
+from sentry_autofix.delivery import DispatchOutcome, Trigger
 from sentry_autofix.relay.store import Budget, Dispatch, OutboxStore
 
 log = logging.getLogger("sentry_autofix.relay")
-
-
-class DispatchClient(Protocol):
-    def dispatch(self, repo: str, event_type: str, client_payload: dict[str, Any]) -> DispatchOutcome: ...
 
 
 class Counters:
@@ -107,7 +103,7 @@ class Dispatcher:
     def __init__(
         self,
         store: OutboxStore,
-        client: DispatchClient,
+        client: Trigger,
         *,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
@@ -212,7 +208,7 @@ class Dispatcher:
             self._unrecorded.pop(0)
 
     def _send(self, item: Dispatch) -> bool:
-        """One dispatch; returns True when GitHub asked every dispatcher to stop (rate limit)."""
+        """One dispatch; returns True when the host asked every dispatcher to stop (rate limit)."""
         started = self._clock()
         try:
             outcome = self.client.dispatch(item.repo, item.event_type, item.client_payload)
@@ -278,7 +274,7 @@ class Dispatcher:
         self.store.pause(until=now + pause)
         self.counters.inc("dispatch_paused")
         log.warning(
-            "GitHub rate limit: every dispatcher of this outbox pauses",
+            "the code host asked to slow down: every dispatcher of this outbox pauses",
             extra={"fields": {"event": "dispatch.paused", "status": outcome.status, "pause_s": round(pause, 1)}},
         )
         return True

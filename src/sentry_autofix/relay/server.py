@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from sentry_autofix import delivery
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError
 from sentry_autofix.relay.app import Relay
 from sentry_autofix.relay.config import build_relay_config
 from sentry_autofix.relay.dispatcher import Counters, Dispatcher
-from sentry_autofix.relay.github import build_dispatcher_client
 from sentry_autofix.relay.logs import flush_logs
 from sentry_autofix.relay.store import OutboxStore, describe, open_store
 
@@ -53,7 +53,7 @@ class RelayParts:
 def build(settings: Settings) -> RelayParts:
     """Validate everything and wire the real collaborators; raises ConfigError naming the setting."""
     config = build_relay_config(settings)
-    client = build_dispatcher_client(settings)
+    client = delivery.build_trigger(settings, config.hosts())
     store = open_store(settings.relay_db, sync=settings.relay_db_sync)
     counters = Counters()
     dispatcher = Dispatcher(
@@ -67,7 +67,7 @@ def build(settings: Settings) -> RelayParts:
         backoff_base=settings.relay_retry_base,
         backoff_cap=settings.relay_retry_cap,
     )
-    relay = Relay(config, store, counters=counters, on_stored=dispatcher.wake, auth_kind=client.auth.kind)
+    relay = Relay(config, store, counters=counters, on_stored=dispatcher.wake, auth_kind=client.kind)
     if 0 < config.dedup_window < config.replay_window:
         log.warning(
             "replay window longer than the dedup window: a replayed webhook can dispatch again",
