@@ -6,10 +6,11 @@ AutofixError
 ├── SourceError          the error source (Sentry) failed
 │   ├── SourceAuthError      401/403: token or scopes
 │   └── SourceNotFound       404: issue id / organization
-├── CodeHostError        GitHub failed
+├── CodeHostError        GitHub / GitLab failed
 │   ├── NotFound
 │   ├── Forbidden
-│   └── RateLimited
+│   ├── RateLimited
+│   └── Conflict         the PR/MR already exists (an overlapping run opened it)
 ├── LLMError             the model provider failed
 ├── GitError             a git command failed
 ├── StoreError           the relay's outbox cannot be used (disk full, file deleted, database down)
@@ -58,6 +59,10 @@ class Forbidden(CodeHostError):
 
 
 class RateLimited(CodeHostError):
+    pass
+
+
+class Conflict(CodeHostError):
     pass
 
 

@@ -19,7 +19,7 @@ from sentry_autofix.actions import Runner, scrub
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import CodeHost, Existing, HostItem
 from sentry_autofix.delivery import body as bodies
-from sentry_autofix.errors import AutofixError, ConfigError, InputError
+from sentry_autofix.errors import AutofixError, ConfigError, Conflict, InputError
 from sentry_autofix.markers import CommentState
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
 from sentry_autofix.notify import Notification, NotificationKind, Notifier, notify_all
@@ -339,13 +339,19 @@ class Pipeline:
                     fix=fix,
                     event=event,
                 )
-            item = self.c.host.update_pull_request(pr.number, title=title, body=body, labels=self.s.labels)
-            self.comment(issue_id, "draft-pr-opened" if item.draft else "pr-opened", url=item.url, detail="updated")
-            return Outcome("pr-updated", f"updated {item.url}", pr=item, branch=branch, fix=fix, event=event)
-        with r.group("Open the pull request"):
-            item = self.c.host.open_pull_request(
-                branch=branch, base=base, title=title, body=body, draft=bool(reasons), labels=self.s.labels
-            )
+            return self._update(self.c.host, issue_id, pr, title, body, branch, fix, event)
+        with r.group(f"Open the {self.c.host.noun}"):
+            try:
+                item = self.c.host.open_pull_request(
+                    branch=branch, base=base, title=title, body=body, draft=bool(reasons), labels=self.s.labels
+                )
+            except Conflict:
+                # An overlapping run opened it after our lookup, and our push just replaced its
+                # branch: the text must describe the code that is there now.
+                pr = self.c.host.find_existing(issue_id, branch).pr
+                if pr is None or pr.state != "open":
+                    raise
+                return self._update(self.c.host, issue_id, pr, title, body, branch, fix, event)
             if reasons:
                 r.log(f"draft because {', '.join(reasons)}")
         if self.s.ci_workflow:
@@ -357,6 +363,21 @@ class Pipeline:
         self.comment(issue_id, "draft-pr-opened" if draft else "pr-opened", url=item.url)
         status: RunStatus = "draft-pr-opened" if draft else "pr-opened"
         return Outcome(status, f"opened {item.url}", pr=item, branch=branch, fix=fix, event=event)
+
+    def _update(
+        self,
+        host: CodeHost,
+        issue_id: str,
+        pr: HostItem,
+        title: str,
+        body: str,
+        branch: str,
+        fix: FixResult,
+        event: ErrorEvent,
+    ) -> Outcome:
+        item = host.update_pull_request(pr.number, title=title, body=body, labels=self.s.labels)
+        self.comment(issue_id, "draft-pr-opened" if item.draft else "pr-opened", url=item.url, detail="updated")
+        return Outcome("pr-updated", f"updated {item.url}", pr=item, branch=branch, fix=fix, event=event)
 
     def _annotation_path(self, path: str) -> str:
         root = self.s.github_workspace

@@ -11,7 +11,7 @@ import pytest
 
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery.github import PR_CREATION_FORBIDDEN, GitHubHost
-from sentry_autofix.errors import Forbidden, NotFound, RateLimited
+from sentry_autofix.errors import Conflict, Forbidden, NotFound, RateLimited
 from sentry_autofix.markers import marker_for as marker
 from tests.fakes.github_api import SECONDARY_LIMIT_BODY, FakeGitHub
 
@@ -60,6 +60,27 @@ def test_find_existing__by_owner_qualified_branch_among_many(gh: FakeGitHub) -> 
     pulls_call = next(c for c in gh.calls if c.path.endswith("/pulls") and c.method == "GET")
     assert pulls_call.query["head"] == ["acme:sentry-autofix/SHOP-1F"]
     assert host(gh).find_existing("9999", "sentry-autofix/OTHER").pr is None
+
+
+def test_find_existing__a_fork_pr_with_our_branch_name_is_not_ours(gh: FakeGitHub) -> None:
+    """A fork of the same owner (another name) whose head branch is `sentry-autofix/<id>`: the
+    `owner:branch` filter returns it, but its head repository is not ours, so it is neither
+    skipped as our fix nor updated with our text; our own PR then opens beside it."""
+    h = host(gh)
+    gh.add_fork_pull("sentry-autofix/SHOP-1F", "acme/shop-fork")
+    assert h.find_existing("4242", "sentry-autofix/SHOP-1F").pr is None
+    mine = open_pr(h, "sentry-autofix/SHOP-1F", "4242")
+    found = h.find_existing("4242", "sentry-autofix/SHOP-1F").pr
+    assert found is not None and found.number == mine.number
+
+
+def test_open_pull_request__existing_pr_for_the_branch_is_a_conflict(gh: FakeGitHub) -> None:
+    """GitHub's 422 "A pull request already exists" (an overlapping run opened it) is `Conflict`,
+    which the pipeline answers by updating that PR."""
+    h = host(gh)
+    open_pr(h, "sentry-autofix/SHOP-1F", "4242")
+    with pytest.raises(Conflict, match="A pull request already exists for acme:sentry-autofix/SHOP-1F"):
+        open_pr(h, "sentry-autofix/SHOP-1F", "4242")
 
 
 def test_find_existing__marker_must_be_ours_not_quoted_text(gh: FakeGitHub) -> None:

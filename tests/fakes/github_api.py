@@ -94,6 +94,15 @@ class FakeGitHub(RoutedFake):
         """Answer the next matching request with this (once)."""
         self.injected.append(Injected(method, path_re, status, body, headers or {}))
 
+    def add_fork_pull(self, branch: str, fork: str, body: str = "Their own work.") -> dict[str, Any]:
+        """An open PR from `fork` (another repository of the same owner, as GitHub allows under
+        another name) whose head branch has `branch`'s name."""
+        pr = self._new_pr({"head": branch, "base": self.default_branch, "title": "Their own work", "body": body})
+        pr["head"]["repo"]["full_name"] = fork
+        pr["head"]["repo"]["name"] = fork.split("/")[1]
+        pr["user"]["login"] = "forker"
+        return pr
+
     # -- helpers -------------------------------------------------------------------------------
     def _load(self, name: str) -> Any:
         return json.loads((self.fx / name).read_text(encoding="utf-8"))
@@ -288,8 +297,8 @@ class FakeGitHub(RoutedFake):
                 rows = [p for p in rows if p["state"] == state]
             head = query.get("head", [None])[0]
             if head and ":" in head:  # without `owner:` GitHub ignores the filter (SPEC §10)
-                owner, ref = head.split(":", 1)
-                rows = [p for p in rows if owner == self.owner and p["head"]["ref"] == ref]
+                # `owner:ref` is the head's label: a fork owned by the same account has the same one.
+                rows = [p for p in rows if p["head"]["label"] == head]
             chunk, links = self._page(rows, path, query)
             return 200, chunk, links
         if method == "POST" and rest == "/pulls":
@@ -308,7 +317,10 @@ class FakeGitHub(RoutedFake):
                     ),
                     {},
                 )
-            if any(p["head"]["ref"] == ref and p["state"] == "open" for p in self.pulls()):
+            if any(
+                p["head"]["ref"] == ref and p["head"]["repo"]["full_name"] == self.repo and p["state"] == "open"
+                for p in self.pulls()
+            ):
                 return (
                     *self._error(
                         422,

@@ -13,8 +13,15 @@ depends on it (sources in tests/fixtures/gitlab/PROVENANCE.md):
   `x-page`, `x-per-page`, `x-next-page`, `x-total`, `x-total-pages` and a `Link` header;
 * every answer carries `RateLimit-Limit/-Remaining/-Reset` (docs.gitlab.com/security/rate_limits/);
   `inject()` queues one-off failures (429 with `Retry-After`, 5xx…);
-* a title starting with `Draft:` makes a draft MR; `POST /merge_requests` answers 409 when an open
-  MR already has that source branch, and 400 when the source branch is not in the real git remote;
+* a title starting with `Draft:` makes a draft MR; `POST /merge_requests` answers 409 (GitLab's
+  `{"message": ["Another open merge request already exists for this source branch: !1"]}`) when
+  an open MR from this project has the same source and target branch (MergeRequest#validate_branches),
+  and 400 when the source branch is not in the real git remote; `add_fork_mr()` adds an MR whose
+  source is another project (the project's MR list includes them, as GitLab's does);
+* `search` (+ `in=title|description`) on the MR and issue lists: a case-insensitive substring
+  match, which is what GitLab's MR search does (ILIKE per word) and what its issue full-text
+  search (prefix match of the marker's words) answers for our marker; `search_refused=True`
+  makes the lists answer 400 to a search (an instance that does not take it);
 * `POST /projects/:id/trigger/pipeline` takes the trigger token (form or JSON) and `variables`.
 It records every request so tests can count calls and grep bodies for secrets.
 """
@@ -74,7 +81,9 @@ class FakeGitLab(RoutedFake):
         default_branch: str = "main",
         scopes: tuple[str, ...] = ("api", "write_repository"),
         per_page_max: int = 100,
+        search_refused: bool = False,
     ) -> None:
+        self.search_refused = search_refused
         self.project = project
         self.project_id = project_id
         self.token = token
@@ -103,6 +112,21 @@ class FakeGitLab(RoutedFake):
         self, method: str, path_part: str, status: int, body: Any, headers: dict[str, str] | None = None
     ) -> None:
         self.injected.append(Injected(method, path_part, status, body, headers or {}))
+
+    def add_fork_mr(self, *, source_branch: str, description: str, labels: list[str] | None = None) -> dict[str, Any]:
+        """An open MR into this project from a fork (another `source_project_id`), by someone else."""
+        status, mr, _ = self._create_mr(
+            {"source_branch": source_branch, "target_branch": self.default_branch, "title": "Their own work"},
+            fork_id=self.project_id + 1000,
+        )
+        assert status == 201, mr
+        stored = self.mrs[-1]
+        stored.update(
+            description=description,
+            labels=labels or [],
+            author={"id": 99, "username": "forker", "name": "Fork Owner"},
+        )
+        return stored
 
     def api_calls(self) -> list[Call]:
         """Calls to the REST API with the access token (not the trigger endpoint)."""
@@ -243,6 +267,10 @@ class FakeGitLab(RoutedFake):
             out = [i for i in out if i["state"] == state]
         if "source_branch" in query:
             out = [i for i in out if i.get("source_branch") == query["source_branch"][0]]
+        if "search" in query:
+            term = query["search"][0].lower()
+            fields = (query.get("in") or ["title,description"])[0].split(",")
+            out = [i for i in out if any(term in str(i.get(f) or "").lower() for f in fields)]
         if "labels" in query:
             wanted = {w.lower() for w in query["labels"][0].split(",") if w}
             out = [i for i in out if wanted <= {lbl.lower() for lbl in i["labels"]}]
@@ -254,6 +282,8 @@ class FakeGitLab(RoutedFake):
         self, method: str, rest: list[str], query: dict[str, list[str]], data: dict[str, Any]
     ) -> tuple[int, Any, dict[str, str]]:
         if not rest:
+            if method == "GET" and self.search_refused and "search" in query:
+                return 400, {"error": "search is invalid"}, {}
             if method == "GET":
                 self._current_path = f"/api/v4/projects/{self.project_id}/merge_requests"
                 return self._page(self._filter(self.mrs, query), query)
@@ -277,13 +307,22 @@ class FakeGitLab(RoutedFake):
             return 201, self._note(mr, "MergeRequest", data), {}
         return 405, {"message": "405 Method Not Allowed"}, {}
 
-    def _create_mr(self, data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _create_mr(self, data: dict[str, Any], fork_id: int | None = None) -> tuple[int, Any, dict[str, str]]:
+        """`fork_id`: the MR comes from that fork, whose branches are not in our remote."""
         source, target = data.get("source_branch"), data.get("target_branch")
         if not source or not target or not data.get("title"):
             return 400, {"message": "400 Bad request - title, source_branch, target_branch are missing"}, {}
-        if self.git_remote is not None and not _branch_exists(self.git_remote, str(source)):
+        if fork_id is None and self.git_remote is not None and not _branch_exists(self.git_remote, str(source)):
             return 400, {"message": ["Source branch does not exist"]}, {}
-        clash = next((m for m in self.mrs if m["source_branch"] == source and m["state"] == "opened"), None)
+        clash = next(
+            (
+                m
+                for m in self.mrs
+                if (m["source_branch"], m["target_branch"], m["source_project_id"]) == (source, target, self.project_id)
+                and m["state"] == "opened"
+            ),
+            None,
+        )
         if clash is not None:
             return (
                 409,
@@ -310,7 +349,7 @@ class FakeGitLab(RoutedFake):
             merge_after=None,
             source_branch=source,
             target_branch=target,
-            source_project_id=self.project_id,
+            source_project_id=fork_id or self.project_id,
             target_project_id=self.project_id,
             labels=labels,
             draft=title.lower().startswith(("draft:", "[draft]", "(draft)")),
@@ -330,6 +369,8 @@ class FakeGitLab(RoutedFake):
         self, method: str, rest: list[str], query: dict[str, list[str]], data: dict[str, Any]
     ) -> tuple[int, Any, dict[str, str]]:
         if not rest:
+            if method == "GET" and self.search_refused and "search" in query:
+                return 400, {"error": "search is invalid"}, {}
             if method == "GET":
                 self._current_path = f"/api/v4/projects/{self.project_id}/issues"
                 return self._page(self._filter(self.issues, query), query)

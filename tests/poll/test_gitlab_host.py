@@ -14,6 +14,7 @@ import pytest
 from sentry_autofix.cli import main
 from sentry_autofix.config import Settings, load_settings
 from sentry_autofix.delivery.gitlab import GitLabHost
+from sentry_autofix.errors import Conflict
 from sentry_autofix.lifecycle import LifecycleEvent, handle_lifecycle
 from sentry_autofix.markers import marker_for
 from sentry_autofix.models import IssueInfo
@@ -276,3 +277,85 @@ def test_gitlab_host__permalinks_point_at_the_project_files(gitlab: FakeGitLab) 
     by_path = GitLabHost(host_settings(gitlab, gitlab_project="acme/shop"))
     assert by_path.blob_base("abc123") == f"{gitlab.url}/acme/shop/-/blob/abc123"
     assert GitLabHost(host_settings(gitlab)).blob_base("abc123") is None  # a bare id names no web page
+
+
+# --- finding our own MRs and issues -------------------------------------------------------------
+
+
+def test_gitlab_host__a_fork_mr_with_our_branch_name_and_marker_is_not_ours(gitlab: FakeGitLab) -> None:
+    """The project's MR list holds MRs from forks: one whose source branch is `sentry-autofix/<id>`
+    (and whose description even carries our marker) is neither our fix to skip nor ours to update,
+    and does not stop our own MR from opening beside it."""
+    host = GitLabHost(host_settings(gitlab))
+    gitlab.add_fork_mr(source_branch="sentry-autofix/SHOP-1F", description=f"mine\n\n{marker_for('4242')}\n")
+    assert host.find_existing("4242", "sentry-autofix/SHOP-1F").pr is None
+    assert host.find_by_marker("4242") == []
+    mine = host.open_pull_request(
+        branch="sentry-autofix/SHOP-1F",
+        base="main",
+        title="Fix",
+        body=f"f\n\n{marker_for('4242')}\n",
+        draft=False,
+        labels=[],
+    )
+    found = host.find_existing("4242", "sentry-autofix/SHOP-1F").pr
+    assert found is not None and found.number == mine.number
+
+
+def test_gitlab_host__marker_search_finds_an_mr_behind_any_history(gitlab: FakeGitLab) -> None:
+    """Our open MR on another branch (the short id changed) behind 450 newer labelled MRs: one
+    server-side search of descriptions finds it; the old scan stopped at the newest 300."""
+    host = GitLabHost(host_settings(gitlab))
+    ours = host.open_pull_request(
+        branch="sentry-autofix/RENAMED-7",
+        base="main",
+        title="Fix",
+        body=f"f\n\n{marker_for('4242')}\n",
+        draft=False,
+        labels=["sentry-autofix"],
+    )
+    template = gitlab.mrs[0]
+    for n in range(450):
+        gitlab.mrs.append(
+            {
+                **template,
+                "iid": 100 + n,
+                "state": "merged",
+                "source_branch": f"sentry-autofix/OLD-{n}",
+                "description": f"old\n\n{marker_for(str(900000 + n))}\n",
+                "updated_at": f"2026-02-01T00:00:{n % 60:02d}Z",
+            }
+        )
+    gitlab.calls.clear()
+    found = host.find_existing("4242", "sentry-autofix/SHOP-1F")
+    assert found.pr is not None and found.pr.number == ours.number
+    searches = [c for c in gitlab.calls if c.path.endswith("/merge_requests") and "search" in c.query]
+    assert len(searches) == 1
+    assert searches[0].query["search"] == ["sentry-autofix:issue=4242"]
+    assert searches[0].query["in"] == ["description"]
+    assert searches[0].query["labels"] == ["sentry-autofix"]
+
+
+def test_gitlab_host__an_instance_refusing_the_search_gets_the_labelled_scan(gitlab: FakeGitLab) -> None:
+    """A 400 to `search`: the newest labelled items are read instead, markers checked by us."""
+    host = GitLabHost(host_settings(gitlab))
+    seed(host)
+    gitlab.search_refused = True
+    found = host.find_existing("4242", "sentry-autofix/RENAMED-7")
+    assert found.pr is not None and found.issue is not None
+    assert {(m.kind, m.number) for m in host.open_marked()} == {("pr", 1), ("issue", 1), ("issue", 2)}
+    refused = [c for c in gitlab.calls if "search" in c.query]
+    assert refused and all(c.status == 400 for c in refused)
+
+
+def test_gitlab_host__second_mr_for_a_branch_is_a_conflict_in_plain_words(gitlab: FakeGitLab) -> None:
+    """GitLab's 409 `{"message": ["Another open merge request already exists …"]}` becomes
+    `Conflict` (the pipeline updates that MR) with the message as text, not a Python list."""
+    host = GitLabHost(host_settings(gitlab))
+    seed(host)
+    with pytest.raises(Conflict) as err:
+        host.open_pull_request(
+            branch="sentry-autofix/SHOP-1F", base="main", title="Again", body="b", draft=False, labels=[]
+        )
+    assert "Another open merge request already exists for this source branch: !1" in str(err.value)
+    assert "['" not in str(err.value)

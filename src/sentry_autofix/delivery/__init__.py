@@ -90,6 +90,13 @@ DEFAULT_HOST = "github"
 class CodeHost(Protocol):
     """The SCM seam: PRs (GitLab: merge requests), issues, labels, notes, CI runs."""
 
+    noun: str
+    """What the host calls a pull request, for logs and comments (`merge request` on GitLab)."""
+
+    def ref(self, kind: Literal["pr", "issue"], number: int) -> str:
+        """How the host writes a PR or issue reference (`PR #12`, GitLab's `MR !12`, `issue #3`)."""
+        ...
+
     # -- what the pipeline delivers ---------------------------------------------------------------
     def push_auth(self) -> tuple[str, str] | None:
         """(user name, token) for `git push` over HTTPS, or None to push with git's own credentials."""

@@ -33,7 +33,7 @@ from github import Auth, Github, GithubException, GithubRetry, RateLimitExceeded
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import DispatchOutcome, Existing, HostItem
-from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
+from sentry_autofix.errors import CodeHostError, ConfigError, Conflict, Forbidden, NotFound, RateLimited
 from sentry_autofix.markers import MARKER_PREFIX, MarkedItem, issue_ids_in
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ def _seam(action: str) -> Iterator[None]:
 class GitHubHost:
     """CodeHost on the GitHub REST API (GITHUB_API_URL makes it GHES or a loopback fake)."""
 
+    noun = "pull request"
+
     def __init__(self, settings: Settings, *, client: Github | None = None) -> None:
         if not settings.github_repository or "/" not in settings.github_repository:
             raise ConfigError("set GITHUB_REPOSITORY to owner/repo (Actions sets it)")
@@ -178,6 +180,9 @@ class GitHubHost:
         # The form actions/checkout uses for the job token.
         return ("x-access-token", self._token) if self._token else None
 
+    def ref(self, kind: Literal["pr", "issue"], number: int) -> str:
+        return f"{'PR' if kind == 'pr' else 'issue'} #{number}"
+
     # -- reads --------------------------------------------------------------------------------
     def default_branch(self) -> str:
         with _seam("read the repository"):
@@ -190,7 +195,8 @@ class GitHubHost:
             # `head` must be `owner:branch`: without the owner GitHub ignores the filter and
             # returns every PR, a classic dedup bug (SPEC §10).
             for pull in self._repo.get_pulls(state="all", head=f"{self.owner}:{branch}"):
-                if pull.head.ref == branch:
+                # A fork of the same owner (forks may take another name) can carry our branch name.
+                if pull.head.ref == branch and self._ours(pull):
                     pr = self._pr_item(pull)
                     if pull.state == "open":
                         break
@@ -228,6 +234,10 @@ class GitHubHost:
                 # Draft PRs are not available on every plan (422): retry once as a ready PR.
                 if exc.status == 422 and draft and "draft" in _message(exc).lower():
                     pull = self._repo.create_pull(base=base, head=branch, title=title, body=body)
+                elif exc.status == 422 and "pull request already exists" in _message(exc).lower():
+                    raise Conflict(
+                        f"GitHub answered 422 while trying to open the pull request: {_message(exc)}"
+                    ) from exc
                 else:
                     raise
         item = self._pr_item(pull)
@@ -342,6 +352,11 @@ class GitHubHost:
             self._gh.requester.requestJsonAndCheck(
                 "POST", f"{self._repo.url}/issues/{number}/labels", input={"labels": list(labels)}
             )
+
+    def _ours(self, pull: Any) -> bool:
+        """The PR's head branch lives in this repository (a deleted fork has no head repo)."""
+        repo = pull.head.repo
+        return repo is not None and str(repo.full_name).lower() == self.full_name.lower()
 
     @staticmethod
     def _pr_item(pull: Any) -> HostItem:

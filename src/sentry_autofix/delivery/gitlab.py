@@ -19,9 +19,10 @@ project's labels, create the MR (labels go with it); +1 per label that must be c
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -34,13 +35,17 @@ from gitlab.exceptions import GitlabError
 from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import DispatchOutcome, Existing, HostItem
-from sentry_autofix.errors import CodeHostError, ConfigError, Forbidden, NotFound, RateLimited
-from sentry_autofix.markers import MarkedItem, issue_ids_in
+from sentry_autofix.errors import CodeHostError, ConfigError, Conflict, Forbidden, NotFound, RateLimited
+from sentry_autofix.markers import MARKER_PREFIX, MarkedItem, issue_ids_in
+
+log = logging.getLogger(__name__)
 
 LABEL_COLOUR = "#6c5fc7"
 """Sentry purple, for the labels we create."""
 MARKER_SCAN = 300
-"""Labelled MRs/issues (newest updated first) scanned for the description marker."""
+"""Fallback when the marker search is refused: labelled MRs/issues (newest first) read for the marker."""
+MAX_SEARCH = 1000
+"""Search results read at most (every one carries a marker; open ones are what `poll` needs)."""
 DRAFT_PREFIX = "Draft: "
 """A title starting with `Draft:` makes a draft MR (docs.gitlab.com/user/project/merge_requests/drafts/)."""
 TOKEN_HELP = (
@@ -56,7 +61,7 @@ def translate(exc: Exception, action: str) -> Exception:
         return exc
     if isinstance(exc, GitlabError):
         code = exc.response_code
-        msg = str(exc.error_message or "")[:300]
+        msg = _text(exc.error_message)[:300]
         if code == 401:
             return Forbidden(f"GitLab rejected the token (401) while trying to {action}: {TOKEN_HELP}")
         if code == 403:
@@ -71,6 +76,8 @@ def translate(exc: Exception, action: str) -> Exception:
             )
         if code == 429:
             return RateLimited(f"GitLab rate limit hit while trying to {action}; re-run later")
+        if code == 409:
+            return Conflict(f"GitLab answered 409 while trying to {action}: {msg}")
         return CodeHostError(f"GitLab answered {code} while trying to {action}: {msg}")
     if isinstance(exc, requests.exceptions.RequestException):
         return CodeHostError(
@@ -78,6 +85,16 @@ def translate(exc: Exception, action: str) -> Exception:
             "(SENTRY_AUTOFIX_GITLAB_URL)"
         )
     return exc
+
+
+def _text(message: Any) -> str:
+    """GitLab's `message` is a string, a list (`["Another open merge request already exists …"]`)
+    or a dict of field → list: as one line of text, not a Python repr."""
+    if isinstance(message, list):
+        return "; ".join(_text(m) for m in message)
+    if isinstance(message, dict):
+        return "; ".join(f"{k} {_text(v)}" for k, v in message.items())
+    return str(message or "")
 
 
 @contextmanager
@@ -88,9 +105,18 @@ def _seam(action: str) -> Iterator[None]:
         raise translate(exc, action) from exc
 
 
+def _ours(data: dict[str, Any]) -> bool:
+    """An issue, or an MR whose source branch lives in this project: the project's MR list also
+    holds MRs from forks, whose branch names and descriptions anyone can choose."""
+    source = data.get("source_project_id")
+    return source is None or source == data.get("target_project_id")
+
+
 class GitLabHost:
     """CodeHost on the GitLab REST API v4. Merge requests are the `pr` items, GitLab issues the
     triage issues; `number` is the project-scoped `iid`."""
+
+    noun = "merge request"
 
     def __init__(self, settings: Settings, *, client: gitlab.Gitlab | None = None) -> None:
         if not settings.gitlab_project:
@@ -127,6 +153,9 @@ class GitLabHost:
     def push_auth(self) -> tuple[str, str]:
         return ("oauth2", self._token)
 
+    def ref(self, kind: Literal["pr", "issue"], number: int) -> str:
+        return f"MR !{number}" if kind == "pr" else f"issue #{number}"
+
     # -- reads --------------------------------------------------------------------------------
     def default_branch(self) -> str:
         with _seam("read the project"):
@@ -137,35 +166,18 @@ class GitLabHost:
         issue: HostItem | None = None
         with _seam("look for an existing merge request"):
             for mr in self._project.mergerequests.list(source_branch=branch, state="all", get_all=False):
-                if mr.source_branch == branch:
+                # The project's list holds MRs from forks too: a fork's branch may carry our name.
+                if mr.source_branch == branch and _ours(mr.attributes):
                     pr = self._mr_item(mr.attributes)
                     if pr.state == "open":
                         break
-        if pr is None and self._mr_label:
-            with _seam("look for a merge request with our marker"):
-                for n, mr in enumerate(
-                    self._project.mergerequests.list(
-                        labels=[self._mr_label], state="all", order_by="updated_at", sort="desc", iterator=True
-                    )
-                ):
-                    if n >= MARKER_SCAN:
-                        break
-                    if issue_id in issue_ids_in(mr.description):
-                        pr = self._mr_item(mr.attributes)
-                        break
-        with _seam("look for an existing issue"):
-            kwargs: dict[str, Any] = {"state": "all", "order_by": "updated_at", "sort": "desc", "iterator": True}
-            if self._issue_label:
-                kwargs["labels"] = [self._issue_label]
-            for n, item in enumerate(self._project.issues.list(**kwargs)):
-                if n >= MARKER_SCAN:
-                    break
-                if issue_id not in issue_ids_in(item.description):
-                    continue
-                if issue is None or (issue.state == "closed" and item.state == "opened"):
-                    issue = self._issue_item(item.attributes)
-                if issue.state == "open":
-                    break
+        if pr is None:
+            found = self._marked("pr", "all", issue_id)
+            best = next((obj for obj in found if obj.state == "opened"), found[0] if found else None)
+            pr = self._mr_item(best.attributes) if best is not None else None
+        for item in self._marked("issue", "all", issue_id):
+            if issue is None or (issue.state == "closed" and item.state == "opened"):
+                issue = self._issue_item(item.attributes)
         return Existing(pr=pr, issue=issue)
 
     # -- writes -------------------------------------------------------------------------------
@@ -222,8 +234,8 @@ class GitLabHost:
 
     def comment(self, kind: Literal["pr", "issue"], number: int, body: str) -> None:
         """A note on an MR or issue (the lifecycle's `resolved in Sentry`)."""
-        with _seam(f"comment on {'merge request !' if kind == 'pr' else 'issue #'}{number}"):
-            manager = self._project.mergerequests if kind == "pr" else self._project.issues
+        with _seam(f"comment on {self.ref(kind, number)}"):
+            manager: Any = self._project.mergerequests if kind == "pr" else self._project.issues
             manager.get(number, lazy=True).notes.create({"body": body})
 
     def close_issue(self, number: int) -> None:
@@ -231,33 +243,56 @@ class GitLabHost:
             self._project.issues.update(number, {"state_event": "close"})
 
     def _scan(self, state: str, issue_id: str | None) -> list[MarkedItem]:
-        """GitLab's list endpoints have no exact-phrase search of descriptions: list our labelled
-        MRs and issues (newest updated first, `MARKER_SCAN` at most) and read the markers."""
-        found: list[MarkedItem] = []
-        for kind, manager, label in (
-            ("pr", self._project.mergerequests, self._mr_label),
-            ("issue", self._project.issues, self._issue_label),
-        ):
-            kwargs: dict[str, Any] = {"state": state, "order_by": "updated_at", "sort": "desc", "iterator": True}
-            if label:
-                kwargs["labels"] = [label]
-            with _seam(f"look for marked {'merge requests' if kind == 'pr' else 'issues'}"):
-                for n, obj in enumerate(manager.list(**kwargs)):
-                    if n >= MARKER_SCAN:
-                        break
-                    ids = issue_ids_in(obj.description)
-                    if not ids or (issue_id is not None and issue_id not in ids):
-                        continue
-                    found.append(
-                        MarkedItem(
-                            number=int(obj.iid),
-                            kind="pr" if kind == "pr" else "issue",
-                            state="open" if obj.state == "opened" else "closed",
-                            url=str(obj.web_url or ""),
-                            issue_ids=frozenset(ids),
-                        )
-                    )
-        return found
+        return [
+            MarkedItem(
+                number=int(obj.iid),
+                kind=kind,
+                state="open" if obj.state == "opened" else "closed",
+                url=str(obj.web_url or ""),
+                issue_ids=frozenset(issue_ids_in(obj.description)),
+            )
+            for kind in ("pr", "issue")
+            for obj in self._marked(kind, state, issue_id)
+        ]
+
+    def _marked(self, kind: Literal["pr", "issue"], state: str, issue_id: str | None) -> list[Any]:
+        """Our MRs (or issues) carrying the marker of `issue_id` (None: any marker), newest first.
+
+        One server-side search of descriptions for the marker text (`search` + `in=description`,
+        docs.gitlab.com/api/merge_requests/#list-project-merge-requests, …/api/issues/#list-project-issues),
+        so the project's history size does not matter; with the first label when one is set, so
+        only members (who can label) mark items. The search matches words or substrings, not our
+        marker line: `issue_ids_in` decides. An instance that refuses the search gets the old
+        scan of the newest `MARKER_SCAN` labelled items.
+        """
+        manager: Any = self._project.mergerequests if kind == "pr" else self._project.issues
+        label = self._mr_label if kind == "pr" else self._issue_label
+        what = "merge requests" if kind == "pr" else "issues"
+        base: dict[str, Any] = {"state": state, "order_by": "updated_at", "sort": "desc", "iterator": True}
+        if label:
+            base["labels"] = [label]
+        text = f"{MARKER_PREFIX}={issue_id}" if issue_id else f"{MARKER_PREFIX}="
+        try:
+            with _seam(f"search {what} for our marker"):
+                return self._keep(manager.list(**base, search=text, **{"in": "description"}), issue_id, MAX_SEARCH)
+        except CodeHostError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, GitlabError) or cause.response_code in (401, 403, 404):
+                raise
+            log.info("GitLab refused the marker search (%s): scanning the newest %d %s", exc, MARKER_SCAN, what)
+        with _seam(f"look for marked {what}"):
+            return self._keep(manager.list(**base), issue_id, MARKER_SCAN)
+
+    @staticmethod
+    def _keep(items: Iterable[Any], issue_id: str | None, limit: int) -> list[Any]:
+        kept = []
+        for n, obj in enumerate(items):
+            if n >= limit:
+                break
+            ids = issue_ids_in(obj.description)
+            if ids and (issue_id is None or issue_id in ids) and _ours(obj.attributes):
+                kept.append(obj)
+        return kept
 
     def dispatch_workflow(self, workflow: str, ref: str) -> None:
         """GitLab runs the branch pipeline on push by itself; `ci-workflow` starts one more on `ref`."""
