@@ -61,7 +61,14 @@ def fake_gitlab(remote: Path) -> Iterator[FakeGitLab]:
 
 
 def run_job(
-    tmp_path: Path, workspace: Path, sentry: FakeSentry, gitlab: FakeGitLab, *, source: str = "trigger", **env: str
+    tmp_path: Path,
+    workspace: Path,
+    sentry: FakeSentry,
+    gitlab: FakeGitLab,
+    *,
+    source: str = "trigger",
+    command: list[str] | None = None,
+    **env: str,
 ) -> Run:
     """One GitLab CI job running the component's script: the variables GitLab Runner sets."""
     n = len(list(tmp_path.glob("job-*.env")))
@@ -93,7 +100,9 @@ def run_job(
         **env,
     }
     # bytes, not text=True: universal newlines would turn the section markers' `\r` into `\n`.
-    proc = subprocess.run([CLI, "run"], env=full_env, cwd=tmp_path, capture_output=True, timeout=180, check=False)
+    proc = subprocess.run(
+        command or [CLI, "run"], env=full_env, cwd=tmp_path, capture_output=True, timeout=180, check=False
+    )
     values: dict[str, str] = {}
     if dotenv.exists():
         for line in dotenv.read_text().splitlines():
@@ -277,3 +286,81 @@ def test_gitlab_run__no_issue_id_outside_a_schedule_is_a_usage_error(
     assert run.code == 2
     assert "SENTRY_AUTOFIX_ISSUE_ID" in run.stderr
     assert run.dotenv["SENTRY_AUTOFIX_STATUS"] == "error"
+
+
+def fixer(name: str) -> list[str]:
+    """`sentry-autofix run` with the scripted fixer `name` (tests/fakes/run_with_fixer.py)."""
+    return [sys.executable, "-m", "tests.fakes.run_with_fixer", name]
+
+
+@pytest.mark.parametrize("on_existing", ["skip", "update"])
+def test_gitlab_run__a_fork_mr_with_our_branch_name_is_neither_skipped_nor_taken_over(
+    tmp_path: Path,
+    workspace: Path,
+    remote: Path,
+    http_remote: GitHTTPServer,
+    fake_sentry: FakeSentry,
+    fake_gitlab: FakeGitLab,
+    on_existing: str,
+) -> None:
+    """Someone's MR from a fork whose source branch is `sentry-autofix/SHOP-1F`: with `skip` it
+    must not suppress the fix, with `update` its title and description must not be replaced. Our
+    own MR opens from our project's branch beside it."""
+    theirs = fake_gitlab.add_fork_mr(source_branch=BRANCH, description="hand written, no marker")
+    before = dict(theirs)
+    run = run_job(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_gitlab,
+        command=fixer("good"),
+        SENTRY_AUTOFIX_ISSUE_ID=ISSUE_ID,
+        SENTRY_AUTOFIX_ON_EXISTING=on_existing,
+    )
+    assert run.code == 0, run.stderr
+    assert run.stdout.rstrip().endswith("status: pr-opened")
+    assert theirs == before
+    assert not [c for c in fake_gitlab.calls if c.method == "PUT"]
+    ours = fake_gitlab.mrs[1]
+    assert ours["source_project_id"] == ours["target_project_id"] == 42
+    assert ours["source_branch"] == BRANCH
+    assert f"<!-- sentry-autofix:issue={ISSUE_ID} -->" in ours["description"]
+    assert run.dotenv["SENTRY_AUTOFIX_PR_URL"] == ours["web_url"]
+
+
+def test_gitlab_run__an_overlapping_job_updates_the_mr_the_other_opened(
+    tmp_path: Path,
+    workspace: Path,
+    remote: Path,
+    http_remote: GitHTTPServer,
+    fake_sentry: FakeSentry,
+    fake_gitlab: FakeGitLab,
+) -> None:
+    """Two jobs for one issue: job 2 looked before job 1 opened the MR, then replaced job 1's
+    branch with its own fix and got GitLab's 409 for the MR. It updates that MR (`pr-updated`),
+    so the description describes the code on the branch; the error text is never a Python list."""
+    first = run_job(
+        tmp_path, workspace, fake_sentry, fake_gitlab, command=fixer("good"), SENTRY_AUTOFIX_ISSUE_ID=ISSUE_ID
+    )
+    assert first.stdout.rstrip().endswith("status: pr-opened"), first.stderr
+    git(workspace, "checkout", "-q", "-f", "main")
+    # Job 2's two reads (by branch, marker search) ran before job 1's POST: they saw no MR.
+    fake_gitlab.inject("GET", "/merge_requests", 200, [])
+    fake_gitlab.inject("GET", "/merge_requests", 200, [])
+    second = run_job(
+        tmp_path, workspace, fake_sentry, fake_gitlab, command=fixer("good2"), SENTRY_AUTOFIX_ISSUE_ID=ISSUE_ID
+    )
+    assert second.code == 0, second.stderr
+    assert second.stdout.rstrip().endswith("status: pr-updated")
+    assert second.dotenv["SENTRY_AUTOFIX_STATUS"] == "pr-updated"
+    assert [c.status for c in fake_gitlab.calls if c.method == "POST" and c.path.endswith("/merge_requests")] == [
+        201,
+        409,
+    ]
+    assert len(fake_gitlab.mrs) == 1
+    mr = fake_gitlab.mrs[0]
+    on_branch = git(remote, "show", f"{BRANCH}:shop/cart.py")
+    assert "if not units:" in on_branch and "if units == 0" not in on_branch
+    assert "if not units:" in mr["description"] and "if units == 0" not in mr["description"]
+    assert second.dotenv["SENTRY_AUTOFIX_PR_URL"] == mr["web_url"]
+    assert "['" not in second.everything()

@@ -180,6 +180,42 @@ def test_run__fix_opens_pr_and_rerun_keeps_one(
     never_merged(fake_github, remote, base_before)
 
 
+def test_run__an_overlapping_run_updates_the_pr_the_other_opened(
+    tmp_path: Path, workspace: Path, remote: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
+) -> None:
+    """Two runs for one issue: run 2 looked before run 1 opened the PR, then replaced run 1's
+    branch with its own fix and got GitHub's 422 "A pull request already exists". It updates that
+    PR (`pr-updated`), so the PR text describes the code on the branch."""
+    first = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "good"],
+    )
+    assert first.outputs["status"] == "pr-opened", first.stderr
+    git(workspace, "checkout", "-q", "-f", "main")
+    # Run 2's reads (PR by head, marker scan of labelled issues) ran before run 1's POST.
+    fake_github.inject("GET", r"/pulls$", 200, [])
+    fake_github.inject("GET", r"/issues$", 200, [])
+    second = run_action(
+        tmp_path,
+        workspace,
+        fake_sentry,
+        fake_github,
+        command=[sys.executable, "-m", "tests.fakes.run_with_fixer", "good2"],
+    )
+    assert second.code == 0, second.stderr
+    assert second.outputs["status"] == "pr-updated"
+    assert [c.status for c in fake_github.calls if c.method == "POST" and c.path.endswith("/pulls")] == [201, 422]
+    assert len(fake_github.pulls()) == 1
+    pr = fake_github.pulls()[0]
+    on_branch = git(remote, "show", "sentry-autofix/SHOP-1F:shop/cart.py")
+    assert "if not units:" in on_branch and "if units == 0" not in on_branch
+    assert "if not units:" in pr["body"] and "if units == 0" not in pr["body"]
+    no_secrets(second)
+
+
 def test_run__pr_creation_forbidden_is_one_clear_line_and_exit_1(
     tmp_path: Path, workspace: Path, fake_sentry: FakeSentry, fake_github: FakeGitHub
 ) -> None:

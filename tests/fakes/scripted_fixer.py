@@ -77,5 +77,13 @@ GOOD_FIX = [
         "    if units == 0:\n        return 0.0\n    return round(cart.total() / units, 2)",
     )
 ]
+GOOD_FIX_2 = [
+    Edit(
+        "shop/cart.py",
+        "    return round(cart.total() / units, 2)",
+        "    if not units:\n        return 0.0\n    return round(cart.total() / units, 2)",
+    )
+]
+"""Another correct fix of the same bug (a second, overlapping run's)."""
 BROKEN_FIX = [Edit("shop/cart.py", "    return round(cart.total() / units, 2)", "    return 1.0")]
 BLOCKED_FIX = [*GOOD_FIX, Edit("migrations/0002_cart.py", None, "# touch the schema\n")]
