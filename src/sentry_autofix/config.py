@@ -320,6 +320,22 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN", "gitlab_trigger_token")
     )
     """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines."""
+    # GitLab Runner's own credentials: never used, only scrubbed (`***`) from everything we send or
+    # write, like every secret (the job token is also in the checkout's origin URL).
+    ci_job_token: SecretStr | None = Field(None, validation_alias=_env("CI_JOB_TOKEN", "ci_job_token"))
+    """Set by GitLab CI: the job token; scrubbed from model requests, MRs, comments, logs."""
+    ci_registry_password: SecretStr | None = Field(
+        None, validation_alias=_env("CI_REGISTRY_PASSWORD", "ci_registry_password")
+    )
+    """Set by GitLab CI when the container registry is on; scrubbed like every secret."""
+    ci_dependency_proxy_password: SecretStr | None = Field(
+        None, validation_alias=_env("CI_DEPENDENCY_PROXY_PASSWORD", "ci_dependency_proxy_password")
+    )
+    """Set by GitLab CI when the dependency proxy is on; scrubbed like every secret."""
+    ci_deploy_password: SecretStr | None = Field(
+        None, validation_alias=_env("CI_DEPLOY_PASSWORD", "ci_deploy_password")
+    )
+    """Set by GitLab CI when a `gitlab-deploy-token` exists; scrubbed like every secret."""
     gitlab_payload: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_PAYLOAD", "gitlab_payload"))
     """Set by the relay / `poll --dispatch` on a triggered GitLab pipeline: their context as JSON
     (what `client_payload` carries on GitHub)."""
@@ -583,6 +599,10 @@ class Settings(BaseSettings):
             self.datadog_app_key,
             self.gitlab_token,
             self.gitlab_trigger_token,
+            self.ci_job_token,
+            self.ci_registry_password,
+            self.ci_dependency_proxy_password,
+            self.ci_deploy_password,
         ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 

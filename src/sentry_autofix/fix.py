@@ -31,7 +31,7 @@ from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
 from sentry_autofix.workspace.testids import caused_failure, compare
-from sentry_autofix.workspace.testrunner import TestExecutor, executor_for
+from sentry_autofix.workspace.testrunner import TestExecutor, executor_for, redact
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,8 @@ def _run_fix(
 
     try:
         triage = triage or _triage_for(event, workspace, settings)
-        context = build_context(triage, workspace, guard, command)
+        # The event is attacker-influenced: a secret it quotes (the job token in a URL) is cut here.
+        context = redact(build_context(triage, workspace, guard, command), settings.secret_values())
         run.context_tokens = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(context)
         budget = Budget(settings.max_turns, settings.max_tokens, settings.max_cost_usd)
         price = price_for(settings.model_name, settings.price_input_per_mtok, settings.price_output_per_mtok)

@@ -364,3 +364,47 @@ def test_gitlab_run__an_overlapping_job_updates_the_mr_the_other_opened(
     assert "if not units:" in mr["description"] and "if units == 0" not in mr["description"]
     assert second.dotenv["SENTRY_AUTOFIX_PR_URL"] == mr["web_url"]
     assert "['" not in second.everything()
+
+
+def test_gitlab_run__the_job_token_in_the_sentry_event_reaches_no_one(
+    tmp_path: Path,
+    workspace: Path,
+    remote: Path,
+    http_remote: GitHTTPServer,
+    fake_sentry: FakeSentry,
+    fake_gitlab: FakeGitLab,
+    shared_fixtures: Path,
+) -> None:
+    """GitLab Runner's own credentials (CI_JOB_TOKEN, CI_REGISTRY_PASSWORD, …) are secrets too: a
+    job token quoted by the Sentry event (a prefix-less one, which no token pattern recognises)
+    is cut from the model's request, the MR, the Sentry comments, the log and the artifacts."""
+    from tests.delivery.conftest import demo_api_event
+    from tests.fakes.anthropic_api import FakeAnthropic
+    from tests.fakes.demo_fix import fix_steps
+
+    job_token = "Jt7xQ2mVb9LkR4sW8nP3"
+    registry_password = "Rg5hT1qZc8YwN2dK6vB0"
+    event = demo_api_event(shared_fixtures)
+    value = event["entries"][0]["data"]["values"][-1]["value"]
+    event["entries"][0]["data"]["values"][-1]["value"] = f"{value} (job {job_token}, registry {registry_password})"
+    fake_sentry.events[ISSUE_ID] = event
+    with FakeAnthropic(fix_steps(), api_key=ANTHROPIC_KEY) as llm:
+        run = run_job(
+            tmp_path,
+            workspace,
+            fake_sentry,
+            fake_gitlab,
+            SENTRY_AUTOFIX_ISSUE_ID=ISSUE_ID,
+            ANTHROPIC_API_KEY=ANTHROPIC_KEY,
+            ANTHROPIC_BASE_URL=llm.url,
+            CI_JOB_TOKEN=job_token,
+            CI_REGISTRY_PASSWORD=registry_password,
+        )
+        llm_bodies = llm.all_bodies()
+    assert run.code == 0, run.stderr
+    assert run.stdout == "status: pr-opened\n"
+    assert "(job " in llm_bodies  # the planted text did reach the model, without the values
+    sent = llm_bodies + fake_gitlab.everything() + run.everything() + repr(fake_sentry.comments)
+    assert job_token not in sent
+    assert registry_password not in sent
+    no_secret_anywhere(run, fake_gitlab, workspace)
