@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sentry_autofix.errors import ConfigError
@@ -87,7 +88,8 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN", "github_token"))
     github_repository: str | None = Field(None, validation_alias=_env("GITHUB_REPOSITORY", "github_repository"))
     base_branch: str | None = Field(None, validation_alias=_env("SENTRY_AUTOFIX_BASE_BRANCH", "base_branch"))
-    """Branch to fix against and open PRs into; default: the repository's default branch."""
+    """Branch to fix against and open PRs into; default: the checked-out branch (the workflow's or
+    pipeline's ref, CI_COMMIT_REF_NAME under GitLab CI), else the repository's default branch."""
     branch_prefix: str = Field(
         "sentry-autofix/", validation_alias=_env("SENTRY_AUTOFIX_BRANCH_PREFIX", "branch_prefix")
     )
@@ -197,7 +199,8 @@ class Settings(BaseSettings):
         "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>",
         validation_alias=_env("SENTRY_AUTOFIX_COMMIT_AUTHOR", "commit_author"),
     )
-    """`Name <email>` of the one commit on the fix branch."""
+    """`Name <email>` of the one commit on the fix branch; our branches are recognised by it. Under
+    GitLab CI the default is `sentry-autofix <sentry-autofix@noreply.<CI_SERVER_URL's host>>`."""
     draft_on_test_failure: bool = Field(
         True, validation_alias=_env("SENTRY_AUTOFIX_DRAFT_ON_TEST_FAILURE", "draft_on_test_failure")
     )
@@ -293,8 +296,8 @@ class Settings(BaseSettings):
     gitlab_token: SecretStr | None = Field(
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TOKEN", "GITLAB_TOKEN", "gitlab_token")
     )
-    """Project (or group) access token, role Developer, scopes `api` and `write_repository`. The CI
-    job token cannot open merge requests."""
+    """Token with scope `api` (includes pushing) and role Developer: a project/group access token or
+    a bot user's personal access token. The CI job token cannot open merge requests."""
     gitlab_url: str | None = Field(
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_URL", "CI_SERVER_URL", "gitlab_url")
     )
@@ -581,6 +584,15 @@ class Settings(BaseSettings):
     @property
     def prefix_map(self) -> list[tuple[str, str]]:
         return [tuple(pair.split("=", 1)) for pair in self.path_map]  # type: ignore[misc]
+
+    @model_validator(mode="after")
+    def _gitlab_commit_author(self) -> Settings:
+        # A GitLab commit should not claim to be GitHub's bot. The address stays the same for every
+        # run on one instance: the push recognises our own branch by it.
+        if self.gitlab_ci and "commit_author" not in self.model_fields_set:
+            host = urlsplit(self.gitlab_url or "").hostname or "gitlab"
+            self.commit_author = f"sentry-autofix <sentry-autofix@noreply.{host}>"
+        return self
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for masking in logs and scrubbing from output."""

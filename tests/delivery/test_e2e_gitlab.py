@@ -179,6 +179,12 @@ def test_gitlab_run__agent_fix_opens_one_mr_and_rerun_is_deduplicated(
     assert mr["web_url"] in first.summary
     files = git(remote, "diff", "--name-only", "main", BRANCH).split()
     assert sorted(files) == sorted(["shop/cart.py", REGRESSION_TEST_PATH])
+    # Not GitHub's bot: GitLab CI's default author, stable per instance (the rerun recognises it).
+    host = fake_gitlab.url.split("//")[1].split(":")[0]
+    assert (
+        git(remote, "log", "-1", "--format=%an <%ae>", BRANCH).strip()
+        == f"sentry-autofix <sentry-autofix@noreply.{host}>"
+    )
     # GitLab's collapsible sections, and no GitHub workflow command in a GitLab log.
     assert re.search(
         r"\x1b\[0Ksection_start:\d+:sentry_autofix_[0-9a-f]{8}\[collapsed=true\]\r\x1b\[0KSentry issue", first.stderr
@@ -199,10 +205,11 @@ def test_gitlab_run__agent_fix_opens_one_mr_and_rerun_is_deduplicated(
     for secret in (GL_TOKEN, SENTRY_TOKEN, TRIGGER_TOKEN):
         assert secret not in llm_bodies
     # The budget docs/gitlab.md states: 5 REST calls for one delivered MR, +1 per missing label.
+    assert [c.query.get("search") for c in fake_gitlab.api_calls()[1:3]] == [[f"sentry-autofix:issue={ISSUE_ID}"]] * 2
     assert calls_first == [
         ("GET", "/merge_requests"),  # by source branch
-        ("GET", "/merge_requests"),  # labelled, scanned for the description marker
-        ("GET", "/issues"),  # labelled, scanned for the marker (triage issue of the same error)
+        ("GET", "/merge_requests"),  # labelled, searched for the description marker
+        ("GET", "/issues"),  # labelled, searched for the marker (triage issue of the same error)
         ("GET", "/labels"),
         ("POST", "/labels"),  # `sentry-autofix` did not exist yet
         ("POST", "/merge_requests"),
@@ -275,7 +282,7 @@ def test_gitlab_run__rejected_token_names_the_scopes_to_fix(
     )
     assert run.code == 1
     assert run.dotenv["SENTRY_AUTOFIX_STATUS"] == "error"
-    assert "`api` and `write_repository`" in run.stderr
+    assert "SENTRY_AUTOFIX_GITLAB_TOKEN" in run.stderr and "scope `api`" in run.stderr
     assert "glpat-wrong-token-value-000" not in run.everything()
 
 

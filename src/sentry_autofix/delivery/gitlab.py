@@ -4,15 +4,16 @@ Everything sentry-autofix does on GitLab is here: delivery (merge requests, tria
 labels), the marker scan `poll` uses to skip handled issues, the lifecycle's notes and closes, and
 the relay's / `poll --dispatch`'s pipeline trigger (`POST /projects/:id/trigger/pipeline`).
 
-Authentication is a project or group access token (role Developer, scopes `api` +
-`write_repository`): the CI job token cannot create merge requests
+Authentication is a token with scope `api` (which includes read/write access to the repository)
+and role Developer: a project or group access token, or a bot user's personal access token on
+GitLab.com Free. The CI job token cannot create merge requests
 (docs.gitlab.com/ci/jobs/ci_job_token/ — it reaches only a short list of endpoints, none of them
 `POST /projects/:id/merge_requests`). The same token pushes the fix branch over HTTPS as user
 `oauth2` (docs.gitlab.com/user/profile/personal_access_tokens/ — "any non-blank value" is accepted as
 the user name for token auth), given only to that one `git push` through the environment.
 
 Budget: a delivered MR costs 5 REST calls, counted in tests/delivery/test_e2e_gitlab.py: MRs by
-source branch, labelled MRs scanned for the marker, labelled issues scanned for the marker, the
+source branch, labelled MRs searched for the marker, labelled issues searched for the marker, the
 project's labels, create the MR (labels go with it); +1 per label that must be created.
 """
 
@@ -49,9 +50,9 @@ MAX_SEARCH = 1000
 DRAFT_PREFIX = "Draft: "
 """A title starting with `Draft:` makes a draft MR (docs.gitlab.com/user/project/merge_requests/drafts/)."""
 TOKEN_HELP = (
-    "set SENTRY_AUTOFIX_GITLAB_TOKEN (a masked CI/CD variable) to a project access token with role "
-    "Developer and scopes `api` and `write_repository` (Settings → Access tokens); the CI job token "
-    "cannot create merge requests"
+    "set SENTRY_AUTOFIX_GITLAB_TOKEN (a masked CI/CD variable) to a token with scope `api` and at least "
+    "the Developer role on the project: a project or group access token, or a bot user's personal "
+    "access token (docs/gitlab.md); the CI job token cannot create merge requests"
 )
 
 
@@ -66,8 +67,8 @@ def translate(exc: Exception, action: str) -> Exception:
             return Forbidden(f"GitLab rejected the token (401) while trying to {action}: {TOKEN_HELP}")
         if code == 403:
             return Forbidden(
-                f"GitLab forbade {action} (403: {msg}): the token needs scope `api` (and `write_repository` "
-                "to push) and at least the Developer role on the project"
+                f"GitLab forbade {action} (403: {msg}): the token needs scope `api` (it includes pushing) "
+                "and at least the Developer role on the project"
             )
         if code == 404:
             return NotFound(
