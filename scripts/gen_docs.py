@@ -83,12 +83,14 @@ def render_settings() -> str:
     )
 
 
-def _inputs_table(inputs: dict[str, Any]) -> str:
+def _inputs_table(inputs: dict[str, Any], no_default: str = "") -> str:
+    """`no_default`: what an input without a `default` key shows (a GitLab input is then required)."""
     rows = ["| Input | Default | Description |", "| --- | --- | --- |"]
     for name, spec in inputs.items():
         spec = spec or {}
         default = spec.get("default", "")
         shown = "" if default in ("", None) else f"`{_cell(default)}`"
+        shown = shown if "default" in spec else no_default
         rows.append(f"| `{name}` | {shown} | {_cell(spec.get('description', ''))} |")
     return "\n".join(rows) + "\n"
 
@@ -105,7 +107,7 @@ def render_action() -> str:
         spec = next((d["spec"] for d in docs if isinstance(d, dict) and "spec" in d), None)
         if spec and spec.get("inputs"):
             out.append(f"\n## GitLab component `templates/{template.name}`\n\n")
-            out.append(_inputs_table(spec["inputs"]))
+            out.append(_inputs_table(spec["inputs"], no_default="**required**"))
     return "".join(out)
 
 

@@ -8,7 +8,9 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -39,12 +41,17 @@ def test_component__spec_header_and_job_pass_gitlab_ci_schema(tmp_path: Path) ->
 
 
 def test_component__every_input_has_a_description_and_a_default_and_stays_out_of_scripts() -> None:
+    """Every input but `package` has a default; `package` has none, so a pipeline that does not
+    name a pinned requirement fails to compile instead of installing whatever a public index
+    serves under that name (sentry-autofix is not on PyPI: the old default answered 404)."""
     spec, job = yaml.safe_load_all(COMPONENT.read_text())
     inputs = spec["spec"]["inputs"]
     assert {"issue-id", "mode", "sentry-org", "test-command", "package"} <= set(inputs)
     for name, value in inputs.items():
         assert value.get("description"), name
-        assert "default" in value, name
+        assert ("default" in value) == (name != "package"), name
+    assert "git+https://" in inputs["package"]["description"]
+    assert "CI_JOB_TOKEN" in inputs["package"]["description"]
     scripts = "\n".join(job["sentry-autofix"]["before_script"] + job["sentry-autofix"]["script"])
     assert "$[[" not in scripts  # inputs reach the program as variables only (no injection)
     assert job["sentry-autofix"]["artifacts"]["reports"]["dotenv"] == "sentry-autofix.env"
@@ -55,6 +62,31 @@ def test_component__schema_check_can_fail(tmp_path: Path) -> None:
     _, job = yaml.safe_load_all(COMPONENT.read_text())
     job["sentry-autofix"]["script"] = [{"not": "a string"}]
     assert validate(tmp_path, job, "bad").returncode != 0
+
+
+def _includes(text: str) -> list[dict[str, Any]]:
+    """The component includes in the ```yaml blocks of a markdown page."""
+    found = []
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        doc = yaml.safe_load(textwrap.dedent(block))
+        if isinstance(doc, dict):
+            found += [i for i in doc.get("include", []) if "component" in i]
+    return found
+
+
+def test_examples__every_include_sets_the_required_inputs() -> None:
+    """The example pipeline, README and docs/gitlab.md pass every input without a default."""
+    spec, _ = yaml.safe_load_all(COMPONENT.read_text())
+    required = {name for name, value in spec["spec"]["inputs"].items() if "default" not in value}
+    assert required == {"package"}
+    includes = yaml.safe_load(EXAMPLE.read_text())["include"]
+    for page in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "gitlab.md"):
+        found = _includes(page.read_text())
+        assert found, page
+        includes += found
+    for include in includes:
+        assert required <= set(include["inputs"]), include
+        assert "git+https://" in include["inputs"]["package"] or "==" in include["inputs"]["package"]
 
 
 def test_example__target_project_pipeline_passes_gitlab_ci_schema(tmp_path: Path) -> None:
