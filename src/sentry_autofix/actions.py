@@ -122,6 +122,10 @@ class Runner:
         sep = " " + ",".join(props) if props else ""
         self._command(f"::error{sep}::{_escape_data(message)}")
 
+    def annotate(self, message: str, *, file: str, line: int | None, title: str) -> None:
+        """Point at a line of the checkout (the Sentry crash): an error annotation on Actions."""
+        self.error(message, file=file, line=line, title=title)
+
     def warning(self, message: str) -> None:
         message = scrub(message, self.secret_values)
         if self.enabled:

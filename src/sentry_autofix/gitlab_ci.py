@@ -103,6 +103,11 @@ class GitLabRunner(Runner):
         where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
         self.log(f"ERROR: {title + ': ' if title else ''}{where}{message}")
 
+    def annotate(self, message: str, *, file: str, line: int | None, title: str) -> None:
+        """GitLab has no annotations: a plain line, not `ERROR:` (the run itself is fine)."""
+        where = f"{file}:{line}" if line else file
+        self.log(f"{title} at {where}: {scrub(message, self.secret_values)}")
+
     def warning(self, message: str) -> None:
         self.log(f"WARNING: {scrub(message, self.secret_values)}")
 

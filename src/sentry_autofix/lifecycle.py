@@ -102,7 +102,7 @@ def handle_lifecycle(event: LifecycleEvent, host: CodeHost, source: ErrorSource 
     if not items:
         log.info("no PR or issue carries the marker of Sentry issue %s: nothing to do", issue.id)
     for item in items:
-        what = f"{'PR' if item.kind == 'pr' else 'issue'} #{item.number}"
+        what = host.ref(item.kind, item.number)
         if event.transition == "resolved":
             if item.state != "open":
                 continue
@@ -111,7 +111,7 @@ def handle_lifecycle(event: LifecycleEvent, host: CodeHost, source: ErrorSource 
                 host.close_issue(item.number)
                 outcome.actions.append(f"closed {what}")
             else:
-                host.comment(item.kind, item.number, resolved_text(issue, pr=True))
+                host.comment(item.kind, item.number, resolved_text(issue, pr=True, noun=host.noun))
                 outcome.actions.append(f"commented on {what}")
         elif event.transition == "regressed":
             if item.kind == "issue" and item.state == "closed":
@@ -144,11 +144,11 @@ def _title_line(issue: IssueInfo) -> str:
     return f"\n\nError: {_code(issue.title)}" if issue.title else ""
 
 
-def resolved_text(issue: IssueInfo, pr: bool) -> str:
+def resolved_text(issue: IssueInfo, pr: bool, noun: str = "pull request") -> str:
     if pr:
         return (
             f"Sentry marked {_label(issue)} as **resolved**.{_title_line(issue)}\n\n"
-            "If the fix landed elsewhere, this pull request may no longer be needed; review before merging "
+            f"If the fix landed elsewhere, this {noun} may no longer be needed; review before merging "
             "or close it."
         )
     return f"Sentry marked {_label(issue)} as **resolved**: closing this issue.{_title_line(issue)}"

@@ -86,13 +86,14 @@ _STATE_WORDS = {
 }
 
 
-def state_comment(state: CommentState, detail: str = "", link: str | None = None) -> str:
+def state_comment(state: CommentState, detail: str = "", link: str | None = None, noun: str = "pull request") -> str:
     """Text of a Sentry comment that poll can read back: the tag comes first, on its own line.
 
     `detail` must already be free of secrets; it is cut short because Sentry comments are read by
     humans and a duplicate text within an hour is refused (the timestamp-free tag line is not).
     """
-    lines = [f"[sentry-autofix:{state}] sentry-autofix {_STATE_WORDS[state]}."]
+    # `noun`: the code host's word (`merge request` on GitLab).
+    lines = [f"[sentry-autofix:{state}] sentry-autofix {_STATE_WORDS[state].replace('pull request', noun)}."]
     if detail:
         lines.append(detail.strip()[:1500])
     if link and link.startswith(("https://", "http://")):

@@ -181,7 +181,13 @@ class Pipeline:
         if not self.s.sentry_comments or self.s.dry_run:
             return
         text = scrub(
-            bodies.sentry_comment(state, url=url, run_url=self.run_url, detail=detail),
+            bodies.sentry_comment(
+                state,
+                url=url,
+                run_url=self.run_url,
+                detail=detail,
+                noun=self.c.host.noun if self.c.host is not None else "pull request",
+            ),
             self.s.secret_values(),
         )
         try:
@@ -213,7 +219,7 @@ class Pipeline:
             if crash:
                 # Annotations are relative to GITHUB_WORKSPACE; the repo may be a folder inside it.
                 # Escaped by the runner's command encoding; no newline can start a new command.
-                r.error(
+                r.annotate(
                     " ".join(event.headline.split())[:500],
                     file=self._annotation_path(crash[0]),
                     line=crash[1],
@@ -225,10 +231,10 @@ class Pipeline:
         branch = git_branch.branch_name(self.s.branch_prefix, short, issue_id)
         existing = Existing()
         if self.c.host is not None and not self.s.dry_run:
-            with r.group("Look for an existing PR or issue"):
+            with r.group(f"Look for an existing {self.c.host.noun} or issue"):
                 existing = self.c.host.find_existing(issue_id, branch)
                 r.log(
-                    f"existing PR: {existing.pr.url if existing.pr else 'none'}; "
+                    f"existing {self.c.host.noun}: {existing.pr.url if existing.pr else 'none'}; "
                     f"issue: {existing.issue.url if existing.issue else 'none'}"
                 )
         if self.s.mode == "triage":

@@ -33,7 +33,7 @@ from sentry_autofix import delivery, neutral
 from sentry_autofix.config import Settings
 from sentry_autofix.delivery import CodeHost, Trigger
 from sentry_autofix.errors import AutofixError, ConfigError, SourceAuthError, SourceError
-from sentry_autofix.markers import DELIVERED_STATES, MarkedItem, comment_state, state_comment
+from sentry_autofix.markers import DELIVERED_STATES, comment_state, state_comment
 from sentry_autofix.models import IssueInfo
 from sentry_autofix.sources import build_source, is_issue_ref
 from sentry_autofix.sources.sentry import SentryComment
@@ -174,14 +174,15 @@ def select_issues(
 ) -> PollResult:
     """Pick up to `filters.max_issues` issues; every decision is recorded in the result."""
     result = PollResult()
-    open_ids: dict[str, MarkedItem] = {}
+    open_ids: dict[str, str] = {}
+    """Sentry issue id → the open PR/MR or issue that handles it, as the host writes it."""
     if handled is None:
         log.warning("no code host configured: open PRs and issues are not checked")
     else:
         for item in handled.open_marked():
             if item.state == "open":
                 for issue_id in item.issue_ids:
-                    open_ids[issue_id] = item
+                    open_ids[issue_id] = handled.ref(item.kind, item.number)
     claim = filters.claim
     listing = source.list_issues(
         query=filters.sentry_query(),
@@ -202,8 +203,7 @@ def select_issues(
         if reason is None and not is_issue_ref(issue.id):
             reason = "issue id is neither numeric nor <source>-<id>"
         if reason is None and issue.id in open_ids:
-            item = open_ids[issue.id]
-            reason = f"open {'pull request' if item.kind == 'pr' else 'issue'} #{item.number}"
+            reason = f"open {open_ids[issue.id]}"
         if reason is None:
             reason, stale = _comment_reason(source, issue.id, filters, now())
             if reason is None and stale:

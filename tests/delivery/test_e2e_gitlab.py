@@ -190,6 +190,10 @@ def test_gitlab_run__agent_fix_opens_one_mr_and_rerun_is_deduplicated(
         r"\x1b\[0Ksection_start:\d+:sentry_autofix_[0-9a-f]{8}\[collapsed=true\]\r\x1b\[0KSentry issue", first.stderr
     )
     assert "::group::" not in first.stderr and "::add-mask::" not in first.stderr
+    # GitLab's words: merge request, and the crash location is a plain line, not an `ERROR:`.
+    assert "Open the merge request" in first.stderr and "pull request" not in first.stderr
+    assert "Sentry error at shop/cart.py:" in first.stderr and "ERROR:" not in first.stderr
+    assert "opened a merge request" in fake_sentry.comments[ISSUE_ID][1]
     # Every push carried exactly the oauth2 credentials the remote asks for.
     assert any(h.lower().startswith("basic ") for h in http_remote.auth_headers)
     # Rerun: same fix, nothing new.

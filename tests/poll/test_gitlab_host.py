@@ -82,14 +82,15 @@ def test_gitlab_lifecycle__resolved_closes_the_issue_and_notes_the_open_mr(gitla
     n = seed(host)
     before = len(gitlab.api_calls())
     outcome = handle_lifecycle(LifecycleEvent("resolved", ISSUE), host)
-    assert sorted(outcome.actions) == sorted([f"closed issue #{n['issue']}", f"commented on PR #{n['mr']}"])
+    assert sorted(outcome.actions) == sorted([f"closed issue #{n['issue']}", f"commented on MR !{n['mr']}"])
     issue = next(i for i in gitlab.issues if i["iid"] == n["issue"])
     assert issue["state"] == "closed"
     assert "resolved" in notes_on(gitlab, "Issue", n["issue"])[0]
     assert "resolved" in notes_on(gitlab, "MergeRequest", n["mr"])[0]
+    assert "this merge request may no longer be needed" in notes_on(gitlab, "MergeRequest", n["mr"])[0]
     assert next(m for m in gitlab.mrs if m["iid"] == n["mr"])["state"] == "opened"  # never closed or merged
     assert not notes_on(gitlab, "Issue", n["other"])
-    # 2 scans (MRs, issues) + note + close on the issue + note on the MR.
+    # 2 searches (MRs, issues) + note + close on the issue + note on the MR.
     assert len(gitlab.api_calls()) - before == 5
 
 
@@ -181,7 +182,7 @@ def test_gitlab_poll__dispatch_triggers_one_pipeline_per_issue_and_skips_open_mr
     _poll_env(monkeypatch, sentry, gitlab)
     assert main(["poll", "--dispatch", "--max-issues", "2", "--no-claim"]) == 0
     err = capsys.readouterr().err
-    assert "skip BACKEND-" in err and "open pull request #1" in err
+    assert "skip BACKEND-" in err and "open MR !1" in err
     assert [p["variables"]["SENTRY_AUTOFIX_ISSUE_ID"] for p in gitlab.pipelines] == [
         str(issues[1].id),
         str(issues[2].id),
@@ -265,7 +266,7 @@ def test_gitlab_schedule__issues_with_open_mrs_are_skipped_before_the_model(
     out = captured.out + captured.err
     assert code == 0, out
     assert NoModel.calls == 0
-    assert out.count("open pull request #") == 2
+    assert out.count("open MR !") == 2
     assert "SENTRY_AUTOFIX_STATUS=skipped-filtered" in (tmp_path / "out.env").read_text()
     assert not sentry.calls("GET", r"/events/")
 

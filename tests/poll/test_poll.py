@@ -153,7 +153,7 @@ def test_select_issues__filters_and_skips_pick_exactly_the_right_issues(sentry: 
     assert [int(i.id) for i in result.selected] == expected
     reasons = {int(s.issue_id): s.reason for s in result.skipped}
     assert reasons == {
-        e[0].id: "open pull request #1",
+        e[0].id: "open PR #1",
         e[1].id: "open issue #2",
         e[20].id: "open issue #2",
         e[3].id: reasons[e[3].id],

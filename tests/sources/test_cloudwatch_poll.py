@@ -97,7 +97,7 @@ def test_poll_matrix__cloudwatch_groups_become_jobs_and_open_prs_are_skipped(
     entry = matrix["include"][0]
     assert entry["issue_id"].startswith("cloudwatch-") and entry["issue_id"] != go_id
     assert entry["project"] == ""
-    assert f"skip {go_id} ({go_id}): open pull request #7" in captured.err
+    assert f"skip {go_id} ({go_id}): open PR #7" in captured.err
     assert "polling cloudwatch" in captured.err
     assert cw.calls == 1 and len(github.calls("GET", "/search/issues")) == 1
     assert not github.dispatches

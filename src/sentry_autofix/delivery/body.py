@@ -375,7 +375,12 @@ def render_summary(
 
 
 def sentry_comment(
-    state: CommentState, *, url: str | None = None, run_url: str | None = None, detail: str | None = None
+    state: CommentState,
+    *,
+    url: str | None = None,
+    run_url: str | None = None,
+    detail: str | None = None,
+    noun: str = "pull request",
 ) -> str:
     """A Sentry comment in the contract poll reads back (`markers.state_comment`: the
     `[sentry-autofix:<state>]` tag first). The run URL keeps each one unique (Sentry refuses an
@@ -387,4 +392,4 @@ def sentry_comment(
     if detail:
         # Sentry renders notes as markdown and notifies `@member`s: the same escaping as GitHub.
         lines.append(inline(detail, 300))
-    return neutral.clean(state_comment(state, "\n".join(lines), link=safe_url(run_url)))
+    return neutral.clean(state_comment(state, "\n".join(lines), link=safe_url(run_url), noun=noun))
