@@ -74,6 +74,17 @@ def test_find_existing__a_fork_pr_with_our_branch_name_is_not_ours(gh: FakeGitHu
     assert found is not None and found.number == mine.number
 
 
+def test_find_existing__a_fork_pr_carrying_our_marker_is_not_ours(gh: FakeGitHub) -> None:
+    """Found by the marker alone (no label filter configured, another branch name): a PR whose
+    head lives in a fork is still not ours to skip or to rewrite."""
+    h = host(gh, labels=[], issue_labels=[])
+    gh.add_fork_pull("feature/mine", "acme/shop-fork", body=f"mine\n\n{marker('4242')}\n")
+    assert h.find_existing("4242", "sentry-autofix/SHOP-1F").pr is None
+    renamed = open_pr(h, "sentry-autofix/OLD-NAME", "4242")
+    found = h.find_existing("4242", "sentry-autofix/SHOP-1F").pr
+    assert found is not None and found.number == renamed.number and found.branch == "sentry-autofix/OLD-NAME"
+
+
 def test_open_pull_request__existing_pr_for_the_branch_is_a_conflict(gh: FakeGitHub) -> None:
     """GitHub's 422 "A pull request already exists" (an overlapping run opened it) is `Conflict`,
     which the pipeline answers by updating that PR."""

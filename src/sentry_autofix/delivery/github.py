@@ -213,8 +213,10 @@ class GitHubHost:
                     if issue_id not in issue_ids_in(item.body):
                         continue
                     if item.pull_request is not None:
-                        if pr is None:
-                            pr = self._pr_from_issue(item)
+                        # The issues list does not say where the head lives: one GET of the pull,
+                        # only for a marker match (a renamed branch), keeps a fork's PR out.
+                        if pr is None and self._ours(pull := self._repo.get_pull(item.number)):
+                            pr = self._pr_item(pull)
                     elif issue is None or (issue.state == "closed" and item.state == "open"):
                         issue = self._issue_item(item)
                 if issue is not None and pr is not None:
@@ -369,19 +371,6 @@ class GitHubHost:
             draft=bool(getattr(pull, "draft", False)),
             branch=str(pull.head.ref),
             labels=tuple(lbl.name for lbl in pull.labels or []),
-        )
-
-    @staticmethod
-    def _pr_from_issue(item: Any) -> HostItem:
-        # The issues list describes PRs too; no extra GET for the pull itself.
-        merged_at = getattr(item.pull_request, "merged_at", None)
-        return HostItem(
-            kind="pr",
-            number=int(item.number),
-            url=str(item.html_url),
-            state="open" if item.state == "open" else "closed",
-            merged=bool(merged_at),
-            labels=tuple(lbl.name for lbl in item.labels or []),
         )
 
     @staticmethod
