@@ -69,10 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="the GitHub Action's entry: fix-and-deliver or triage the issue named by the triggering event",
+        help="the GitHub Action's / GitLab component's entry: fix-and-deliver or triage the issue named by the "
+        "triggering event",
         description="Reads GITHUB_EVENT_NAME/GITHUB_EVENT_PATH (repository_dispatch "
-        "client_payload.issue_id, workflow_dispatch inputs.issue_id) or SENTRY_AUTOFIX_ISSUE_ID, then opens "
-        "a fix PR or a triage issue. Ends with `status: <status>`.",
+        "client_payload.issue_id, workflow_dispatch inputs.issue_id) or SENTRY_AUTOFIX_ISSUE_ID (under GitLab CI: "
+        "the pipeline variable, CI_PIPELINE_SOURCE), then opens a fix PR/MR or a triage issue. Ends with "
+        "`status: <status>`.",
     )
     run.add_argument("--workspace", metavar="DIR", help="the checked-out repository (default: GITHUB_WORKSPACE or .)")
     run.add_argument("--issue", metavar="ID", help="Sentry issue id; wins over the event (env SENTRY_AUTOFIX_ISSUE_ID)")
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     poll = sub.add_parser(
         "poll",
-        help="list Sentry issues worth fixing now; print a matrix or send repository_dispatch per issue",
+        help="list Sentry issues worth fixing now; print a matrix or start one run per issue",
         description="Pick unresolved Sentry issues that match the filters and are not handled yet. "
         "Flags override the SENTRY_AUTOFIX_POLL_* settings.",
     )
@@ -152,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"include": [...]} for strategy.matrix (and set the `matrix` output under Actions)',
     )
-    out.add_argument("--dispatch", action="store_true", help="send one repository_dispatch per issue")
+    out.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="start one run per issue: repository_dispatch on GitHub, a triggered pipeline on GitLab",
+    )
     poll.add_argument(
         "--project", action="append", metavar="SLUG", help="Sentry project slug or id (repeatable; env SENTRY_PROJECTS)"
     )
@@ -172,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--sentry-url", metavar="URL", help="Sentry base URL (env SENTRY_URL)")
     poll.add_argument("--org", metavar="SLUG", help="Sentry organization slug (env SENTRY_ORG)")
     poll.set_defaults(handler=_poll)
-    relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch relay")
+    relay = sub.add_parser("relay", help="the Sentry webhook → repository_dispatch / GitLab pipeline relay")
     relay_sub = relay.add_subparsers(dest="relay_command", metavar="RELAY_COMMAND")
     relay_serve = relay_sub.add_parser(
         "serve",
