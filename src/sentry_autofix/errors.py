@@ -63,7 +63,11 @@ class RateLimited(CodeHostError):
 
 
 class Conflict(CodeHostError):
-    pass
+    """`number`: the PR/MR that already exists, when the host's answer names it (GitLab's `!12`)."""
+
+    def __init__(self, message: str, number: int | None = None) -> None:
+        super().__init__(message)
+        self.number = number
 
 
 class LLMError(AutofixError):

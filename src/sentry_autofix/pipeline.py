@@ -345,19 +345,22 @@ class Pipeline:
                     fix=fix,
                     event=event,
                 )
-            return self._update(self.c.host, issue_id, pr, title, body, branch, fix, event)
+            return self._update(self.c.host, issue_id, pr.number, title, body, branch, fix, event)
         with r.group(f"Open the {self.c.host.noun}"):
             try:
                 item = self.c.host.open_pull_request(
                     branch=branch, base=base, title=title, body=body, draft=bool(reasons), labels=self.s.labels
                 )
-            except Conflict:
+            except Conflict as exc:
                 # An overlapping run opened it after our lookup, and our push just replaced its
                 # branch: the text must describe the code that is there now.
-                pr = self.c.host.find_existing(issue_id, branch).pr
-                if pr is None or pr.state != "open":
-                    raise
-                return self._update(self.c.host, issue_id, pr, title, body, branch, fix, event)
+                number = exc.number
+                if number is None:
+                    pr = self.c.host.find_existing(issue_id, branch).pr
+                    if pr is None or pr.state != "open":
+                        raise
+                    number = pr.number
+                return self._update(self.c.host, issue_id, number, title, body, branch, fix, event)
             if reasons:
                 r.log(f"draft because {', '.join(reasons)}")
         if self.s.ci_workflow:
@@ -374,14 +377,14 @@ class Pipeline:
         self,
         host: CodeHost,
         issue_id: str,
-        pr: HostItem,
+        number: int,
         title: str,
         body: str,
         branch: str,
         fix: FixResult,
         event: ErrorEvent,
     ) -> Outcome:
-        item = host.update_pull_request(pr.number, title=title, body=body, labels=self.s.labels)
+        item = host.update_pull_request(number, title=title, body=body, labels=self.s.labels)
         self.comment(issue_id, "draft-pr-opened" if item.draft else "pr-opened", url=item.url, detail="updated")
         return Outcome("pr-updated", f"updated {item.url}", pr=item, branch=branch, fix=fix, event=event)
 

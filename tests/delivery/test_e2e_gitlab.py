@@ -368,6 +368,10 @@ def test_gitlab_run__an_overlapping_job_updates_the_mr_the_other_opened(
         201,
         409,
     ]
+    # GitLab's 409 names the MR (`!1`; it counts only MRs from this project, same branches): no
+    # further lookup, which a lagging list could still answer without it.
+    after = [(c.method, c.path.rsplit("/42", 1)[-1]) for c in fake_gitlab.calls][-2:]
+    assert after == [("GET", "/merge_requests/1"), ("PUT", "/merge_requests/1")]
     assert len(fake_gitlab.mrs) == 1
     mr = fake_gitlab.mrs[0]
     on_branch = git(remote, "show", f"{BRANCH}:shop/cart.py")

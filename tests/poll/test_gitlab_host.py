@@ -360,3 +360,4 @@ def test_gitlab_host__second_mr_for_a_branch_is_a_conflict_in_plain_words(gitlab
         )
     assert "Another open merge request already exists for this source branch: !1" in str(err.value)
     assert "['" not in str(err.value)
+    assert err.value.number == 1

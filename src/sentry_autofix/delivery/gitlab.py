@@ -78,7 +78,11 @@ def translate(exc: Exception, action: str) -> Exception:
         if code == 429:
             return RateLimited(f"GitLab rate limit hit while trying to {action}; re-run later")
         if code == 409:
-            return Conflict(f"GitLab answered 409 while trying to {action}: {msg}")
+            # "Another open merge request already exists for this source branch: !12": GitLab
+            # counts only MRs from the same project with the same source and target branch.
+            existing = re.search(r"already exists for this source branch: !(\d+)", msg)
+            number = int(existing.group(1)) if existing else None
+            return Conflict(f"GitLab answered 409 while trying to {action}: {msg}", number)
         return CodeHostError(f"GitLab answered {code} while trying to {action}: {msg}")
     if isinstance(exc, requests.exceptions.RequestException):
         return CodeHostError(
