@@ -14,7 +14,7 @@ import pytest
 from sentry_autofix.cli import main
 from sentry_autofix.config import Settings, load_settings
 from sentry_autofix.delivery.gitlab import GitLabHost
-from sentry_autofix.errors import Conflict
+from sentry_autofix.errors import CodeHostError, Conflict
 from sentry_autofix.lifecycle import LifecycleEvent, handle_lifecycle
 from sentry_autofix.markers import marker_for
 from sentry_autofix.models import IssueInfo
@@ -291,6 +291,10 @@ def test_gitlab_host__a_fork_mr_with_our_branch_name_and_marker_is_not_ours(gitl
     gitlab.add_fork_mr(source_branch="sentry-autofix/SHOP-1F", description=f"mine\n\n{marker_for('4242')}\n")
     assert host.find_existing("4242", "sentry-autofix/SHOP-1F").pr is None
     assert host.find_by_marker("4242") == []
+    # Even when named directly (a 409 from a GitLab that counted the fork's MR), it is not rewritten.
+    with pytest.raises(CodeHostError, match="from a fork"):
+        host.update_pull_request(1, title="Ours", body="ours", labels=[])
+    assert gitlab.mrs[0]["title"] == "Their own work"
     mine = host.open_pull_request(
         branch="sentry-autofix/SHOP-1F",
         base="main",

@@ -206,8 +206,11 @@ class GitLabHost:
     def update_pull_request(self, number: int, *, title: str, body: str, labels: Sequence[str]) -> HostItem:
         with _seam("update the merge request"):
             draft = self._drafts.get(number)
-            if draft is None:
-                draft = bool(self._project.mergerequests.get(number).attributes.get("draft"))
+            if draft is None:  # an MR we have not listed: named by a 409
+                current = self._project.mergerequests.get(number).attributes
+                if not _ours(current):
+                    raise CodeHostError(f"merge request !{number} comes from a fork: not updating it")
+                draft = bool(current.get("draft"))
             # A title without the `Draft:` prefix would mark a draft MR ready: keep what it was.
             data = self._project.mergerequests.update(
                 number, {"title": (DRAFT_PREFIX + title) if draft else title, "description": body}
