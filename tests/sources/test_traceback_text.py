@@ -122,6 +122,16 @@ def test_parse_ipython__home_paths_elided_source_and_during_handling() -> None:
     ]
 
 
+def test_parse_ipython__generated_code_frames_without_source() -> None:
+    """IPython 7 names generated code `<magic-timeit>` (or `<decorator-gen-9>`, numpy's
+    `<__array_function__ internals>`) and prints no source under it: still a frame, not an end."""
+    frames = load("python_ipython7_magic.txt").exceptions[-1].frames
+    generated = [f for f in frames if f.filename == "<magic-timeit>"]
+    assert [(f.function, f.lineno, f.in_app) for f in generated] == [("inner", None, False)]
+    assert frames[-1].filename == "cart.py"
+    assert frames[-1].lineno == 8
+
+
 @pytest.mark.parametrize("name", ["python_ipython8_handling.txt", "python_ipython7_cell.txt"])
 def test_parse_ipython__quoted_without_rule_and_header(name: str) -> None:
     """People paste from the first frame: a frame header followed by numbered source still parses."""

@@ -547,18 +547,17 @@ def _parse_python(lines: list[str], i: int, floor: int) -> Trace | None:
 # IPython prints its own layout (IPython/core/ultratb.py): a rule, `Type   Traceback (most recent
 # call last)`, then per frame a header and numbered source lines with `---> N` at the executing line.
 #   IPython 8: `File ~/x.py:12, in func(arg)`, `Cell In[3], line 5` (8.0–8.5: `Input In [3], in …`)
-#   IPython 7: `/x.py in func(arg)`, `<ipython-input-3-ab12> in <module>` (line only on the arrow)
+#   IPython 7: `/x.py in func(arg)`, `<ipython-input-3-ab12> in <module>`, `<decorator-gen-9> in f()`
+#   (the line number only on the arrow)
 
 _IPY_HEAD = re.compile(r"^(?P<type>[A-Za-z_][\w.]{0,200}) +Traceback \(most recent call last\)$")
 _IPY_RULE = re.compile(r"^-{20,}$")
 _IPY_FUNC = r"(?:, in | in )(?P<func><[^>]{1,100}>|[\w.]{1,300})(?:\(.{0,2000}\))?"
-_IPY8_FILE = re.compile(r"^File (?!\")(?P<path>\S.{0,1000}?):(?P<line>\d+)(?:" + _IPY_FUNC[:-1] + r")?$")
+_IPY8_FILE = re.compile(r"^File (?!\")(?P<path>\S.{0,1000}?):(?P<line>\d+)(?:" + _IPY_FUNC + r")?$")
 _IPY8_CELL = re.compile(
-    r"^(?P<path>(?:Cell In ?|Input In ?)\[\d{0,9}\])(?:, line (?P<line>\d+))?(?:" + _IPY_FUNC[:-1] + r")?$"
+    r"^(?P<path>(?:Cell In ?|Input In ?)\[\d{0,9}\])(?:, line (?P<line>\d+))?(?:" + _IPY_FUNC + r")?$"
 )
-_IPY7_FRAME = re.compile(
-    r"^(?P<path><ipython-input-[\w-]{1,100}>|\S.{0,1000}?\.(?:py|pyw|pyx|pxd|pxi))" + _IPY_FUNC + "$"
-)
+_IPY7_FRAME = re.compile(r"^(?P<path><[^<>]{1,100}>|\S.{0,1000}?\.(?:py|pyw|pyx|pxd|pxi))" + _IPY_FUNC + "$")
 _IPY_SOURCE = re.compile(r"^(?P<arrow>-*>)? ?(?P<n>\d{1,9})(?: (?P<code>.*))?$")
 _IPY_SKIPPED = re.compile(r"^\(\.\.\.\)$|^\[\.\.\. skipping .{0,300}\]$")
 
