@@ -149,6 +149,17 @@ def test_parse_python__quoted_without_header_line() -> None:
     assert crash(event) == ("/srv/app/releases/3/python/shop/cart.py", 8, "average_item_price")
 
 
+@pytest.mark.parametrize("quote", ["> ", ">"])
+def test_parse_python__markdown_quoted_with_or_without_space(quote: str) -> None:
+    """A traceback pasted as a block quote (CommonMark `>` with an optional space; e-mail quoting)
+    parses like the original, exception line included, with or without its header."""
+    raw = (RAW / "python_zero.txt").read_text().splitlines()
+    for lines in (raw, raw[1:]):
+        event = parse_traceback("Here is the error:\n\n" + "\n".join(quote + line for line in lines))
+        assert event.headline == "ZeroDivisionError: division by zero"
+        assert crash(event) == crash(load("python_zero.txt"))
+
+
 def test_parse_python__headerless_frames_need_an_exception_line() -> None:
     """Without the header, frame-like lines that do not end in an exception are not a traceback."""
     text = '  File "/srv/app/x.py", line 2, in f\n    return g()\nsome other log line\n'

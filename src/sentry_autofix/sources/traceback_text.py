@@ -315,6 +315,7 @@ def _shape(core: str) -> str:
 def _strip_prefixes(lines: list[str]) -> list[str]:
     lines = [line[:MAX_LINE].rstrip() for line in lines]
     shapes: Counter[str] = Counter()
+    ends_in_word: dict[str, bool] = {}
     for line in lines:
         if len(shapes) > 64:
             break
@@ -322,10 +323,17 @@ def _strip_prefixes(lines: list[str]) -> list[str]:
         if start:
             core = line[:start].rstrip()  # indentation, even NO-BREAK SPACEs, is no prefix
             if core:
-                shapes[_shape(core)] += 1
+                shape = _shape(core)
+                shapes[shape] += 1
+                ends_in_word[shape] = core[-1].isalnum()
     if not shapes:
         return lines
-    compiled = [re.compile(shape + r"(?![0-9A-Za-z])[ \t]?") for shape, _ in shapes.most_common(MAX_SHAPES)]
+    # A prefix ending in a word must end at a word boundary; one ending in punctuation (a markdown
+    # or e-mail quote's `>`, a `|` column) may touch the text: `>TypeError: …` loses its `>`.
+    compiled = [
+        re.compile(shape + (r"(?![0-9A-Za-z])" if ends_in_word[shape] else "") + r"[ \t]?")
+        for shape, _ in shapes.most_common(MAX_SHAPES)
+    ]
     out = []
     for line in lines:
         for pattern in compiled:
