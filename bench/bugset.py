@@ -4,7 +4,8 @@ The cases are built locally, not shipped (docs/triage.md, "Measured on real bugs
 bug list comes from a fetched public benchmark and the tracebacks from its bugs' public threads,
 neither of which this repository redistributes. The file is `cases.jsonl` in `$SENTRY_AUTOFIX_BUGSET`
 (default: `../bugset` beside this checkout), one JSON object per line: `id`, `repo`, `issue_url`,
-`fix`, `fix_files`, `packages`, `truncated`, `traceback`, `split` (`tune` | `heldout`).
+`fix`, `fix_files`, `packages`, `truncated`, `traceback`, `split` (`tune` | `heldout`), and `dataset`
+for a bug not from TypeBugs.
 
 Each case is a traceback as its reporter posted it plus the files the human fix changed. There is no
 checkout of each project here, so a frame is placed in the repository by the one approximation this

@@ -3,7 +3,7 @@
     .venv/bin/python bench/suspect_recall.py [--verbose]
 
 Cases: `cases.jsonl` in $SENTRY_AUTOFIX_BUGSET (default ../bugset beside the checkout), built
-locally as docs/triage.md describes (TypeBugs of PyTER; tracebacks from each bug's GitHub thread;
+locally as docs/triage.md describes (TypeBugs of PyTER, one BugsInPy bug; tracebacks from each bug's GitHub thread;
 not redistributed here), split once by a hash of the case id into `tune` (rules were developed on
 these) and `heldout` (never looked at while tuning). Each traceback is parsed by the product's own
 parser, its frames placed in the project by the approximation in bench/bugset.py, and ranked twice:

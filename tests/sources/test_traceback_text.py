@@ -83,6 +83,98 @@ def test_parse_python__logging_exception_first_line_is_not_the_error() -> None:
     assert event.exceptions[0].frames[0].in_app is False
 
 
+@pytest.mark.parametrize(
+    ("name", "cell"),
+    [("python_ipython8_cell.txt", "Cell In[1]"), ("python_ipython7_cell.txt", "<ipython-input-1-844ddb852201>")],
+)
+def test_parse_ipython__cell_and_library_frames_line_from_the_header_or_the_arrow(name: str, cell: str) -> None:
+    """IPython 8 (`File /x.py:12, in f(arg)`) and 7 (`/x.py in f(arg)` + `---> 12`): the cell is not
+    in the app, the crash frame has its file, line, function and the arrowed source line."""
+    event = load(name)
+    assert chain(event) == ["ZeroDivisionError"]
+    assert event.headline == "ZeroDivisionError: division by zero"
+    frames = event.exceptions[0].frames
+    assert (frames[0].filename, frames[0].lineno, frames[0].in_app) == (cell, 1, False)
+    assert crash(event) == ("/srv/app/releases/3/python/shop/cart.py", 8, "average_item_price")
+    assert frames[-1].context_line == "return round(total / units, 2)"
+    assert [f.lineno for f in frames] == [1, 12, 8]
+
+
+@pytest.mark.parametrize("name", ["python_ipython8_color_chained.txt", "python_ipython7_color_chained.txt"])
+def test_parse_ipython__colours_and_direct_cause_chain(name: str) -> None:
+    """Colour codes and IPython 7's terminal-title escape are noise; `raise … from` chains root first."""
+    event = load(name)
+    assert chain(event) == ["KeyError", "PricingError"]
+    assert event.exceptions[0].frames[-1].abs_path.endswith("/releases/3/python/shop/pricing.py")  # type: ignore[union-attr]
+    assert crash(event)[1:] == (19, "checkout")
+    assert event.exceptions[-1].value == "cannot price in GBP"
+
+
+def test_parse_ipython__home_paths_elided_source_and_during_handling() -> None:
+    """IPython 8 prints paths under $HOME as `~/…` and module-level frames without `, in`."""
+    event = load("python_ipython8_handling.txt")
+    assert chain(event) == ["ZeroDivisionError", "KeyError"]
+    outer = event.exceptions[-1].frames
+    assert [(f.abs_path, f.lineno, f.function) for f in outer] == [
+        ("~/releases/3/python/app.py", 16, None),
+        ("~/releases/3/python/app.py", 10, "<lambda>"),
+        ("~/releases/3/python/shop/views.py", 27, "report"),
+    ]
+
+
+def test_parse_ipython__generated_code_frames_without_source() -> None:
+    """IPython 7 names generated code `<magic-timeit>` (or `<decorator-gen-9>`, numpy's
+    `<__array_function__ internals>`) and prints no source under it: still a frame, not an end."""
+    frames = load("python_ipython7_magic.txt").exceptions[-1].frames
+    generated = [f for f in frames if f.filename == "<magic-timeit>"]
+    assert [(f.function, f.lineno, f.in_app) for f in generated] == [("inner", None, False)]
+    assert frames[-1].filename == "cart.py"
+    assert frames[-1].lineno == 8
+
+
+@pytest.mark.parametrize("name", ["python_ipython8_handling.txt", "python_ipython7_cell.txt"])
+def test_parse_ipython__quoted_without_rule_and_header(name: str) -> None:
+    """People paste from the first frame: a frame header followed by numbered source still parses."""
+    lines = (RAW / name).read_text().split("\n")
+    start = next(i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line) + 1
+    event = parse_traceback("Here is what I get:\n\n" + "\n".join(lines[start:]))
+    assert crash(event) == crash(load(name))
+    assert chain(event)[-1] == chain(load(name))[-1]
+
+
+def test_parse_python__quoted_without_header_line() -> None:
+    """traceback.format_tb() + format_exception_only(), as apps log it and people quote it."""
+    event = load("python_no_header.txt")
+    assert event.headline == "ZeroDivisionError: division by zero"
+    assert crash(event) == ("/srv/app/releases/3/python/shop/cart.py", 8, "average_item_price")
+
+
+@pytest.mark.parametrize("quote", ["> ", ">"])
+def test_parse_python__markdown_quoted_with_or_without_space(quote: str) -> None:
+    """A traceback pasted as a block quote (CommonMark `>` with an optional space; e-mail quoting)
+    parses like the original, exception line included, with or without its header."""
+    raw = (RAW / "python_zero.txt").read_text().splitlines()
+    for lines in (raw, raw[1:]):
+        event = parse_traceback("Here is the error:\n\n" + "\n".join(quote + line for line in lines))
+        assert event.headline == "ZeroDivisionError: division by zero"
+        assert crash(event) == crash(load("python_zero.txt"))
+
+
+def test_parse_python__headerless_frames_need_an_exception_line() -> None:
+    """Without the header, frame-like lines that do not end in an exception are not a traceback."""
+    text = '  File "/srv/app/x.py", line 2, in f\n    return g()\nsome other log line\n'
+    with pytest.raises(InputError, match="no stack trace"):
+        parse_traceback(text)
+
+
+def test_parse_ipython__hostile_long_header_lines_stay_linear() -> None:
+    """Near-miss frame headers of maximal length (unclosed argument lists, `.py in` repeated) are
+    rejected without backtracking blow-up: 1,000 such lines parse to "no traceback" at once."""
+    near = ["File " + "a" * 3990 + ":1, in f(" + "(" * 50, "/" + "b.py in " * 490 + "(", "---> 1 x"]
+    with pytest.raises(InputError, match="no stack trace"):
+        parse_traceback("\n".join(near * 333))
+
+
 def test_parse_node__cause_elided_frames_and_banner() -> None:
     """`{ [cause]: … }` is the root cause; the `file:line` banner gives the throw site its source line;
     node:internal frames are not the app's."""

@@ -1,6 +1,7 @@
 """Stack traces as programs print them → ErrorEvent: the error source that needs no vendor API.
 
-Languages: Python (`During handling…`/direct-cause chains, SyntaxError carets, ExceptionGroup),
+Languages: Python (`During handling…`/direct-cause chains, SyntaxError carets, ExceptionGroup,
+IPython/Jupyter 7 and 8 renderings, frames quoted without their `Traceback …` line),
 Node/V8 (`at fn (file:line:col)`, `at async …`, `file:///`, `[cause]:`), Java/Kotlin (`Caused by:`,
 `... N more`, `Suppressed:`), Go panics, Ruby, PHP (`Next …`, error_log) and .NET/Mono (` ---> `).
 
@@ -252,6 +253,7 @@ before them being a prefix. Matched only at the first few keyword positions near
 a search over the whole line would be quadratic on hostile input."""
 _RB_ANCHOR = re.compile(r"[^\s:]{1,1000}\.(?:rb|rake|erb|ru):\d+:in [`']")
 _GO_ANCHOR = re.compile(r"\S{1,1000}\.go:\d+(?: \+0x[0-9a-f]+)?[ \t]*$")
+_IPY_HEAD_AT = re.compile(r"(?<![\w.])[A-Za-z_][\w.]{0,200} +Traceback \(most recent call last\)$")
 _GROUP_HEAD = re.compile(r"(?:\+ )?(?:Exception Group )?$")
 
 
@@ -269,6 +271,12 @@ def _anchor_start(line: str) -> int | None:
                 return pos
             tries += 1
             pos = line.find(keyword, pos + 1, _PREFIX_ROOM + len(keyword))
+    pos = line.find("Traceback (most recent call last)", 0, _PREFIX_ROOM + 240)
+    if pos > 0:
+        # IPython's header `KeyError      Traceback (most recent call last)` starts at the type.
+        m = _IPY_HEAD_AT.search(line, max(0, pos - 260), pos + 33)
+        if m:
+            return m.start()
     for keyword, pattern, sep in ((":in ", _RB_ANCHOR, " \t"), (".go:", _GO_ANCHOR, "\t")):
         hit = line.find(keyword, 0, 1500)
         if hit < 0:
@@ -307,6 +315,7 @@ def _shape(core: str) -> str:
 def _strip_prefixes(lines: list[str]) -> list[str]:
     lines = [line[:MAX_LINE].rstrip() for line in lines]
     shapes: Counter[str] = Counter()
+    ends_in_word: dict[str, bool] = {}
     for line in lines:
         if len(shapes) > 64:
             break
@@ -314,10 +323,17 @@ def _strip_prefixes(lines: list[str]) -> list[str]:
         if start:
             core = line[:start].rstrip()  # indentation, even NO-BREAK SPACEs, is no prefix
             if core:
-                shapes[_shape(core)] += 1
+                shape = _shape(core)
+                shapes[shape] += 1
+                ends_in_word[shape] = core[-1].isalnum()
     if not shapes:
         return lines
-    compiled = [re.compile(shape + r"(?![0-9A-Za-z])[ \t]?") for shape, _ in shapes.most_common(MAX_SHAPES)]
+    # A prefix ending in a word must end at a word boundary; one ending in punctuation (a markdown
+    # or e-mail quote's `>`, a `|` column) may touch the text: `>TypeError: …` loses its `>`.
+    compiled = [
+        re.compile(shape + (r"(?![0-9A-Za-z])" if ends_in_word[shape] else "") + r"[ \t]?")
+        for shape, _ in shapes.most_common(MAX_SHAPES)
+    ]
     out = []
     for line in lines:
         for pattern in compiled:
@@ -401,6 +417,8 @@ _PY_HEADER = re.compile(r"^(?:\+ )?(?P<group>Exception Group )?Traceback \(most 
 _PY_FILE = re.compile(r'^File "(?P<path>[^"]{1,1000})", line (?P<line>\d+)(?:, in (?P<func>.{1,300}))?$')
 _PY_CARET = re.compile(r"^\s*[\^~]+\s*$|^\s*~*\^+~*\s*$")
 _PY_EXC = re.compile(r"^(?P<type>[A-Za-z_][\w.]{0,200})(?:: (?P<msg>.*))?$")
+_PY_EXC_NAME = re.compile(r"(?:Error|Exception|Warning|Exit|Interrupt|Iteration|Group)$")
+"""What the last line of a traceback quoted without its header must look like to be taken as one."""
 _PY_LAMBDA = re.compile(r"^\[ERROR\]\s+(?P<type>[A-Za-z_][\w.]{0,200}): (?P<msg>.*)$")
 _PY_REPEAT = re.compile(r"^\[Previous line repeated \d+ more times?\]$")
 _PY_SEPARATORS = (
@@ -495,10 +513,14 @@ def _parse_python(lines: list[str], i: int, floor: int) -> Trace | None:
         m, offset = _match_prefixed(_PY_HEADER, s)
         if m:
             s = lines[i] = s[offset:]
+    headerless = False
     if not _PY_HEADER.match(s):
         fm = _PY_FILE.match(s)
-        if not fm or fm.group("func") is not None:
+        if not fm:
             return None
+        # With a function it is a frame quoted without its header (or logged with format_tb):
+        # taken only when the exception line closes it. Without one: a SyntaxError's location.
+        headerless = fm.group("func") is not None
     n = len(lines)
     blocks: list[_Exc] = []
     k = i
@@ -506,6 +528,8 @@ def _parse_python(lines: list[str], i: int, floor: int) -> Trace | None:
         exc, k = _py_block(lines, k)
         if exc is None:
             break
+        if headerless and not blocks and not _PY_EXC_NAME.search(exc.type or ""):
+            return None
         blocks.append(exc)
         j = k
         while j < n and (not _strip(lines[j]) or _PY_GROUP_SEP.match(_strip(lines[j]))):
@@ -525,6 +549,111 @@ def _parse_python(lines: list[str], i: int, floor: int) -> Trace | None:
         b for b in blocks if b.mechanism == "exception-group"
     ]
     return Trace("python", ordered, i, max(k, i + 1))
+
+
+# --- IPython / Jupyter ---------------------------------------------------------------------------
+# IPython prints its own layout (IPython/core/ultratb.py): a rule, `Type   Traceback (most recent
+# call last)`, then per frame a header and numbered source lines with `---> N` at the executing line.
+#   IPython 8: `File ~/x.py:12, in func(arg)`, `Cell In[3], line 5` (8.0–8.5: `Input In [3], in …`)
+#   IPython 7: `/x.py in func(arg)`, `<ipython-input-3-ab12> in <module>`, `<decorator-gen-9> in f()`
+#   (the line number only on the arrow)
+
+_IPY_HEAD = re.compile(r"^(?P<type>[A-Za-z_][\w.]{0,200}) +Traceback \(most recent call last\)$")
+_IPY_RULE = re.compile(r"^-{20,}$")
+_IPY_FUNC = r"(?:, in | in )(?P<func><[^>]{1,100}>|[\w.]{1,300})(?:\(.{0,2000}\))?"
+_IPY8_FILE = re.compile(r"^File (?!\")(?P<path>\S.{0,1000}?):(?P<line>\d+)(?:" + _IPY_FUNC + r")?$")
+_IPY8_CELL = re.compile(
+    r"^(?P<path>(?:Cell In ?|Input In ?)\[\d{0,9}\])(?:, line (?P<line>\d+))?(?:" + _IPY_FUNC + r")?$"
+)
+_IPY7_FRAME = re.compile(r"^(?P<path><[^<>]{1,100}>|\S.{0,1000}?\.(?:py|pyw|pyx|pxd|pxi))" + _IPY_FUNC + "$")
+_IPY_SOURCE = re.compile(r"^(?P<arrow>-*>)? ?(?P<n>\d{1,9})(?: (?P<code>.*))?$")
+_IPY_SKIPPED = re.compile(r"^\(\.\.\.\)$|^\[\.\.\. skipping .{0,300}\]$")
+
+
+def _ipy_frame(s: str) -> StackFrame | None:
+    """An IPython frame header line → its frame (line number still unknown for IPython 7)."""
+    m = _IPY8_FILE.match(s) or _IPY8_CELL.match(s) or _IPY7_FRAME.match(s)
+    if m is None:
+        return None
+    path, func = m.group("path"), m.group("func")
+    cell = path.startswith(("<", "Cell In", "Input In"))
+    frame = _frame(
+        "python",
+        path=None if cell else path,
+        line=_int(m.groupdict().get("line")),
+        function=func,
+        in_app=False if cell else _py_in_app(path),
+    )
+    if cell:
+        frame.filename = path[:200]
+    return frame
+
+
+def _ipy_frames(lines: list[str], k: int) -> tuple[list[StackFrame], int]:
+    """Frame headers, each with its numbered source lines, from `k` on; the index after them."""
+    frames: list[StackFrame] = []
+    n = len(lines)
+    while k < n:
+        s = _strip(lines[k])
+        if not s or _IPY_SKIPPED.match(s):
+            k += 1
+            continue
+        frame = _ipy_frame(s)
+        if frame is None:
+            break
+        k += 1
+        while k < n and (src := _IPY_SOURCE.match(_strip(lines[k])) or _IPY_SKIPPED.match(_strip(lines[k]))):
+            if src.groupdict().get("arrow"):
+                frame.lineno = frame.lineno or _int(src.group("n"))
+                code = (src.group("code") or "").strip()
+                frame.context_line = redact_text(code[:500]) if code else None
+            k += 1
+        frames.append(frame)
+    return frames, k
+
+
+def _parse_ipython(lines: list[str], i: int, floor: int) -> Trace | None:
+    s = _strip(lines[i])
+    n = len(lines)
+    if _IPY_RULE.match(s) and i + 1 < n and _IPY_HEAD.match(_strip(lines[i + 1])):
+        k = i + 1
+    elif _IPY_HEAD.match(s):
+        k = i
+    elif _ipy_frame(s) is not None and i + 1 < n and (m := _IPY_SOURCE.match(_strip(lines[i + 1]))):
+        # Quoted without the rule and header: a frame header followed by its numbered source.
+        k = -1 if m.group("arrow") or _IPY_SOURCE.match(_strip(lines[min(i + 2, n - 1)])) else 0
+        if k == 0:
+            return None
+    else:
+        return None
+    blocks: list[_Exc] = []
+    while len(blocks) < MAX_EXCEPTIONS:
+        head = _IPY_HEAD.match(_strip(lines[k])) if k >= 0 else None
+        frames, k = _ipy_frames(lines, k + 1 if head else i)
+        exc_type: str | None = head.group("type") if head else None
+        value: str | None = None
+        while k < n and not _strip(lines[k]):
+            k += 1
+        if k < n and (m := _PY_EXC.match(_strip(lines[k]))) and not _IPY_RULE.match(_strip(lines[k])):
+            exc_type, value = m.group("type"), m.group("msg")
+            k += 1
+        if not frames and exc_type is None:
+            break
+        blocks.append(_Exc(exc_type, value, frames[-MAX_FRAMES:]))
+        j = k
+        while j < n and not _strip(lines[j]):
+            j += 1
+        if j < n and _strip(lines[j]) in _PY_SEPARATORS:
+            j += 1
+            while j < n and (not _strip(lines[j]) or _IPY_RULE.match(_strip(lines[j]))):
+                j += 1
+            if j < n and _IPY_HEAD.match(_strip(lines[j])):
+                k = j
+                continue
+        break
+    if not blocks or not any(b.frames for b in blocks):
+        return None
+    return Trace("python", blocks, i, max(k, i + 1))
 
 
 # --- Node / V8 ---------------------------------------------------------------------------------
@@ -1111,6 +1240,7 @@ def _is_frame_line(s: str) -> bool:
 _Parser = Callable[[list[str], int, int], "Trace | None"]
 _PARSERS: tuple[_Parser, ...] = (
     _parse_python,
+    _parse_ipython,
     _parse_go,
     _parse_php,
     _parse_jvm,
