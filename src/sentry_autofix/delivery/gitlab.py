@@ -1,7 +1,7 @@
 """GitLab (gitlab.com or self-managed): the CodeHost on python-gitlab, and the pipeline trigger.
 
 Everything sentry-autofix does on GitLab is here: delivery (merge requests, triage issues,
-labels), the marker scan `poll` uses to skip handled issues, the lifecycle's notes and closes, and
+labels), the marker search `poll` uses to skip handled issues, the lifecycle's notes and closes, and
 the relay's / `poll --dispatch`'s pipeline trigger (`POST /projects/:id/trigger/pipeline`).
 
 Authentication is a token with scope `api` (which includes read/write access to the repository)
