@@ -244,10 +244,11 @@ class Pipeline:
             return self._triage(issue_id, event, report, existing, reason="No fix was attempted.")
         pr = existing.pr
         regression_of = None
+        noun = self.c.host.noun if self.c.host is not None else "pull request"
         if pr is not None and pr.state == "open" and self.s.on_existing == "skip":
             return Outcome(
                 "skipped-duplicate",
-                f"fix PR already open: {pr.url}",
+                f"fix {noun} already open: {pr.url}",
                 pr=pr,
                 branch=pr.branch or branch,
                 event=event,
@@ -255,7 +256,7 @@ class Pipeline:
         if pr is not None and pr.state == "closed" and not pr.merged:
             return Outcome(
                 "skipped-duplicate",
-                f"a fix PR for this issue was closed without merging: {pr.url}",
+                f"a fix {noun} for this issue was closed without merging: {pr.url}",
                 pr=pr,
                 branch=branch,
                 event=event,

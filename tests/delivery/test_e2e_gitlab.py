@@ -199,6 +199,7 @@ def test_gitlab_run__agent_fix_opens_one_mr_and_rerun_is_deduplicated(
     # Rerun: same fix, nothing new.
     assert second.code == 0, second.stderr
     assert second.stdout.rstrip().endswith("status: skipped-duplicate")
+    assert "pull request" not in second.stderr
     assert len(fake_gitlab.mrs) == 1
     assert [comment_state(t) for t in fake_sentry.comments[ISSUE_ID]][:2] == ["in-progress", "pr-opened"]
     assert git(remote, "rev-parse", "main").strip() == base_before
