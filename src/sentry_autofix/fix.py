@@ -19,14 +19,16 @@ from typing import Literal, TextIO
 
 from sentry_autofix import neutral
 from sentry_autofix.agent.context import SYSTEM_PROMPT, build_context, estimate_tokens
-from sentry_autofix.agent.llm import LLM, AssistantTurn
+from sentry_autofix.agent.llm import LLM, AssistantTurn, build_llm
 from sentry_autofix.agent.loop import AgentOutcome, Budget, run_loop
 from sentry_autofix.agent.pricing import price_for
 from sentry_autofix.agent.tools import TestRunner, Toolbox
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
+from sentry_autofix.pipeline import fetch_event, make_source, resolve_workspace
 from sentry_autofix.sources import ErrorSource
+from sentry_autofix.triage import build_triage
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.git import is_work_tree
 from sentry_autofix.workspace.guard import PathGuard
@@ -67,8 +69,6 @@ def default_test_runner(workspace: Path, settings: Settings) -> TestExecutor:
 
 
 def _triage_for(event: ErrorEvent, workspace: Path, settings: Settings) -> TriageReport:
-    from sentry_autofix.triage import build_triage
-
     return build_triage(event, workspace, settings)
 
 
@@ -384,14 +384,11 @@ def _fix_command(
     err: neutral.NeutralStream,
 ) -> int:
     dry_run = bool(getattr(args, "dry_run", False))
-    from sentry_autofix.pipeline import fetch_event, make_source, resolve_workspace
 
     workspace = resolve_workspace(getattr(args, "workspace", None))
     event = fetch_event(args, settings, source or make_source(settings))
     owned = llm is None
     if llm is None:
-        from sentry_autofix.agent.llm import build_llm
-
         llm = build_llm(settings)
     print(f"sentry-autofix: fixing {event.headline[:120]!r} with {settings.llm}/{settings.model_name}", file=err)
     try:

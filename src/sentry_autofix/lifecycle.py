@@ -26,6 +26,7 @@ from sentry_autofix.delivery import CodeHost
 from sentry_autofix.errors import SourceError
 from sentry_autofix.models import IssueInfo
 from sentry_autofix.sources import ErrorSource
+from sentry_autofix.sources.sentry_event import parse_issue
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ def lifecycle_event(action: str | None, substatus: str | None, issue: IssueInfo)
 def event_from_payload(payload: Mapping[str, Any]) -> LifecycleEvent | None:
     """From the relay's `client_payload` (flat: issue_id, action, substatus, …) or a whole Sentry
     `issue` webhook body (`action` + `data.issue`)."""
-    from sentry_autofix.sources.sentry_event import parse_issue
 
     data = payload.get("data")
     if isinstance(data, dict) and isinstance(data.get("issue"), dict):

@@ -24,6 +24,7 @@ from sentry_autofix.markers import CommentState
 from sentry_autofix.models import ErrorEvent, FixResult, RunStatus, TestOutcome, TriageReport
 from sentry_autofix.notify import Notification, NotificationKind, Notifier, notify_all
 from sentry_autofix.sources import ErrorSource
+from sentry_autofix.sources.sentry import SentryClient
 from sentry_autofix.sources.sentry_event import load_document
 from sentry_autofix.sources.traceback_text import load_traceback
 from sentry_autofix.triage import build_triage, render_markdown, to_json
@@ -65,7 +66,6 @@ def fetch_event(args: argparse.Namespace, settings: Settings, source: ErrorSourc
 def make_source(settings: Settings) -> ErrorSource | None:
     if settings.sentry_auth_token is None:
         return None
-    from sentry_autofix.sources.sentry import SentryClient
 
     return SentryClient(settings)
 

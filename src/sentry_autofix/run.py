@@ -14,19 +14,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from sentry_autofix import delivery, gitlab_ci, neutral
+from sentry_autofix import delivery, gitlab_ci, neutral, notify, sources
 from sentry_autofix.actions import Runner, scrub
-from sentry_autofix.agent.llm import LLM
-from sentry_autofix.config import Settings
+from sentry_autofix.agent.llm import LLM, build_llm
+from sentry_autofix.config import Settings, load_runner_env
 from sentry_autofix.delivery import CodeHost
 from sentry_autofix.delivery import body as bodies
 from sentry_autofix.errors import AutofixError, ConfigError, InputError
+from sentry_autofix.fix import run_fix
 from sentry_autofix.lifecycle import event_from_payload, handle_lifecycle
 from sentry_autofix.models import FixResult, TriageReport
 from sentry_autofix.notify import Notifier
 from sentry_autofix.pipeline import Collaborators, Fixer, Locator, Outcome, deliver_issue, finish, run_one
-from sentry_autofix.sources import ErrorSource
+from sentry_autofix.poll import Filters, select_issues
+from sentry_autofix.sources import ErrorSource, source_of
+from sentry_autofix.triage import build_triage
 from sentry_autofix.workspace import branch as git_branch
+from sentry_autofix.workspace.git import run_git
 
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -139,8 +143,6 @@ class AgentFixer:
         self.log.flush()
 
     def fix(self, report: TriageReport, workspace: Path, settings: Settings) -> FixResult:
-        from sentry_autofix.fix import run_fix
-
         try:
             run = run_fix(report.event, workspace, settings, self.llm, triage=report, progress=self._progress)
         finally:
@@ -159,23 +161,17 @@ def build_fixer(settings: Settings) -> Fixer | None:
     `not-run` and a test command is set, the pipeline runs them); `status="no-fix"` opens a triage
     issue, `status="error"` fails the run. A missing API key is a ConfigError naming the setting.
     """
-    from sentry_autofix.agent.llm import build_llm
-
     return AgentFixer(build_llm(settings))
 
 
 def build_source(settings: Settings, issue_ref: str | None = None) -> ErrorSource:
     """The issue's own source (`cloudwatch-…`, `rollbar-…`, `datadog-…`; a number is Sentry's), or
     SENTRY_AUTOFIX_SOURCE for a scheduled poll."""
-    from sentry_autofix.sources import build_source as build
-    from sentry_autofix.sources import source_of
 
-    return build(settings, source_of(issue_ref)[0] if issue_ref else None)
+    return sources.build_source(settings, source_of(issue_ref)[0] if issue_ref else None)
 
 
 def build_locator() -> Locator:
-    from sentry_autofix.triage import build_triage  # lead's module; imported lazily
-
     return build_triage
 
 
@@ -202,8 +198,6 @@ def build_runner(settings: Settings) -> Runner:
 
 def settings_error(exc: AutofixError) -> int:
     """A setting is wrong before Settings exists: still an `::error::`, outputs and `status: error`."""
-    from sentry_autofix.config import load_runner_env
-
     env = load_runner_env()
     runner = Runner(enabled=env.github_actions, output_path=env.github_output, summary_path=env.github_step_summary)
     runner.error(str(exc), title="sentry-autofix")
@@ -253,9 +247,7 @@ def _triggered_for(issue_ref: str, settings: Settings) -> bool:
 
 
 def build_notifiers(settings: Settings) -> list[Notifier]:
-    from sentry_autofix.notify import build_notifiers as build
-
-    return build(settings)
+    return notify.build_notifiers(settings)
 
 
 def follow_lifecycle(issue_ref: str, action: str, settings: Settings, runner: Runner) -> Outcome:
@@ -284,7 +276,6 @@ def run_scheduled(settings: Settings, workspace: Path, c: Collaborators) -> int:
     """`schedule`: poll Sentry for the issues worth fixing now (sentry_autofix.poll) and run them
     one after another in this job; the outputs describe the last one, the status is `error` if any
     failed. For parallel runs use `poll --matrix` (README: scheduled polling)."""
-    from sentry_autofix.poll import Filters, select_issues
 
     with c.runner.group("Poll Sentry"):
         picked = select_issues(
@@ -302,8 +293,6 @@ def run_scheduled(settings: Settings, workspace: Path, c: Collaborators) -> int:
     outcomes = []
     for issue in picked.selected:
         if base:  # back to the base branch for the next issue (tracked files only)
-            from sentry_autofix.workspace.git import run_git
-
             run_git(workspace, "checkout", "-q", "-f", base)
         outcome = run_one(issue.id, settings, workspace, c)
         c.runner.add_summary(
