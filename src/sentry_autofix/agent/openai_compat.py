@@ -8,7 +8,6 @@ with exponential backoff, honouring `retry-after-ms` / `retry-after` like the of
 
 from __future__ import annotations
 
-import email.utils
 import json
 import random
 import time
@@ -27,6 +26,7 @@ from sentry_autofix.agent.llm import (
 )
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError, LLMError
+from sentry_autofix.retry import retry_after
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -41,14 +41,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
             return float(ms) / 1000
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    return retry_after(headers.get("retry-after"))
 
 
 def to_wire_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:

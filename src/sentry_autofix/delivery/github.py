@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -35,6 +34,7 @@ from sentry_autofix.config import Settings
 from sentry_autofix.delivery import DispatchOutcome, Existing, HostItem
 from sentry_autofix.errors import CodeHostError, ConfigError, Conflict, Forbidden, NotFound, RateLimited
 from sentry_autofix.markers import MARKER_PREFIX, MarkedItem, issue_ids_in
+from sentry_autofix.retry import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -530,15 +530,9 @@ def _parse_time(value: Any) -> float | None:
 
 
 def _retry_after(resp: requests.Response, now: float) -> float | None:
-    value = resp.headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-            except (TypeError, ValueError):
-                pass
+    wait = retry_after(resp.headers.get("retry-after"), now)
+    if wait is not None:
+        return wait
     if resp.headers.get("x-ratelimit-remaining") == "0" and resp.headers.get("x-ratelimit-reset"):
         try:
             return max(0.0, float(resp.headers["x-ratelimit-reset"]) - now)

@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -38,6 +37,7 @@ from sentry_autofix.config import Settings
 from sentry_autofix.delivery import DispatchOutcome, Existing, HostItem
 from sentry_autofix.errors import CodeHostError, ConfigError, Conflict, Forbidden, NotFound, RateLimited
 from sentry_autofix.markers import MARKER_PREFIX, MarkedItem, issue_ids_in
+from sentry_autofix.retry import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -404,15 +404,9 @@ def default_target(settings: Settings) -> str:
 
 
 def _retry_after(resp: requests.Response, now: float) -> float | None:
-    value = resp.headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-            except (TypeError, ValueError):
-                pass
+    wait = retry_after(resp.headers.get("retry-after"), now)
+    if wait is not None:
+        return wait
     # docs.gitlab.com/security/rate_limits/: RateLimit-Reset is the epoch second the window resets.
     if resp.headers.get("ratelimit-remaining") == "0" and resp.headers.get("ratelimit-reset", "").isdigit():
         return max(0.0, float(resp.headers["ratelimit-reset"]) - now)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from sentry_autofix import __version__
+from sentry_autofix import __version__, retry
 from sentry_autofix.config import Settings
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,7 @@ def retry_after(resp: requests.Response) -> float | None:
             return float(body["retry_after"])
     except ValueError:
         pass
-    try:
-        return float(resp.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
+    return retry.retry_after(resp.headers.get("Retry-After"))
 
 
 def post_json(

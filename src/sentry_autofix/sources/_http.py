@@ -14,6 +14,7 @@ import requests
 
 from sentry_autofix import __version__
 from sentry_autofix.errors import ConfigError, SourceAuthError, SourceError, SourceNotFound
+from sentry_autofix.retry import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,9 @@ class JsonApi:
 
 
 def _retry_after(resp: requests.Response, attempt: int) -> float:
-    value = resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset")
-    try:
-        if value is not None:
-            return max(0.0, float(value))
-    except ValueError:
-        pass
-    return float(min(MAX_WAIT, 0.5 * 2**attempt))
+    # Rollbar and Datadog send X-RateLimit-Reset as seconds left in the window.
+    wait = retry_after(resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset"))
+    return wait if wait is not None else float(min(MAX_WAIT, 0.5 * 2**attempt))
 
 
 def _detail(resp: requests.Response) -> str:

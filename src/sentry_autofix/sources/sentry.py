@@ -21,6 +21,7 @@ from sentry_autofix import __version__
 from sentry_autofix.config import Settings
 from sentry_autofix.errors import ConfigError, SourceAuthError, SourceError, SourceNotFound
 from sentry_autofix.models import ErrorEvent, IssueInfo
+from sentry_autofix.retry import retry_after
 from sentry_autofix.sources.sentry_event import parse_event, parse_issue
 
 log = logging.getLogger(__name__)
@@ -112,16 +113,14 @@ class SentryClient:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _wait_for(self, resp: requests.Response, attempt: int) -> float:
-        reset = resp.headers.get("X-Sentry-Rate-Limit-Reset")
-        retry_after = resp.headers.get("Retry-After")
+        reset = resp.headers.get("X-Sentry-Rate-Limit-Reset")  # epoch seconds
         try:
             if reset is not None:
                 return max(0.0, float(reset) - self._clock()) + 0.1
-            if retry_after is not None:
-                return float(retry_after)
         except ValueError:
             pass
-        return min(MAX_WAIT, 0.5 * float(2**attempt))
+        wait = retry_after(resp.headers.get("Retry-After"), self._clock())
+        return wait if wait is not None else min(MAX_WAIT, 0.5 * float(2**attempt))
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base}{path}"
