@@ -322,7 +322,9 @@ class Settings(BaseSettings):
     gitlab_trigger_token: SecretStr | None = Field(
         None, validation_alias=_env("SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN", "gitlab_trigger_token")
     )
-    """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines."""
+    """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines. A
+    trigger token belongs to one project: for a relay routing to several, give one per project as
+    `group/app=glptt-…,42=glptt-…` (the project as the route names it, path or id)."""
     # GitLab Runner's own credentials: never used, only scrubbed (`***`) from everything we send or
     # write, like every secret (the job token is also in the checkout's origin URL).
     ci_job_token: SecretStr | None = Field(None, validation_alias=_env("CI_JOB_TOKEN", "ci_job_token"))
@@ -362,6 +364,17 @@ class Settings(BaseSettings):
     """Slack Web API base, for `chat.postMessage` with SLACK_BOT_TOKEN."""
     notify_timeout: float = Field(10.0, gt=0, validation_alias=_env("SENTRY_AUTOFIX_NOTIFY_TIMEOUT", "notify_timeout"))
     """Seconds a Slack/Discord request may take; a notifier never fails the run."""
+
+    @field_validator("gitlab_trigger_token")
+    @classmethod
+    def _trigger_tokens_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            trigger_tokens(value.get_secret_value())  # raises with the setting's name
+        return value
+
+    def gitlab_trigger_tokens(self) -> dict[str, str]:
+        """SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN as project → token (`""`: any project)."""
+        return trigger_tokens(self.gitlab_trigger_token.get_secret_value()) if self.gitlab_trigger_token else {}
 
     @field_validator("poll_period")
     @classmethod
@@ -611,12 +624,31 @@ class Settings(BaseSettings):
             self.datadog_app_key,
             self.gitlab_token,
             self.gitlab_trigger_token,
+            *(SecretStr(t) for t in self.gitlab_trigger_tokens().values()),
             self.ci_job_token,
             self.ci_registry_password,
             self.ci_dependency_proxy_password,
             self.ci_deploy_password,
         ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+
+def trigger_tokens(raw: str) -> dict[str, str]:
+    """`glptt-…` (every project) or `group/app=glptt-…,42=glptt-…` (one per project) → project →
+    token, `""` for every project. Trigger tokens hold neither `=` nor `,`; project paths neither."""
+    raw = raw.strip()
+    if "=" not in raw:
+        return {"": raw} if raw else {}
+    tokens: dict[str, str] = {}
+    for pair in raw.split(","):
+        project, sep, token = (part.strip() for part in pair.partition("="))
+        if not sep or not project or not token:
+            raise ValueError(
+                "SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN: write one token, or `project=token` pairs separated by "
+                "commas (e.g. `group/app=glptt-…,42=glptt-…`)"
+            )
+        tokens[project] = token
+    return tokens
 
 
 def load_settings(**overrides: Any) -> Settings:

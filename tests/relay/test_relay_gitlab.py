@@ -302,3 +302,37 @@ def test_gitlab_trigger__form_fields_are_what_the_api_documents(gitlab: FakeGitL
     assert form["token"] == [TRIGGER] and form["ref"] == ["main"]
     assert form["variables[SENTRY_AUTOFIX_ISSUE_ID]"] == ["7"]
     assert "application/x-www-form-urlencoded" in {k.lower(): v for k, v in headers.items()}["content-type"]
+
+
+def test_gitlab_trigger__one_token_per_project_goes_to_its_own_project_only() -> None:
+    """A trigger token belongs to one project: a relay routing to two projects holds two, and each
+    project's fake GitLab accepts only its own (the wrong one is GitLab's 404)."""
+    shop_token, api_token = "glptt-shop-0123456789abcdef", "glptt-api-fedcba9876543210"
+    shop = FakeGitLab(project="acme/shop", project_id=42, trigger_token=shop_token).start()
+    api = FakeGitLab(project="acme/api", project_id=43, trigger_token=api_token).start()
+    try:
+        settings = gitlab_settings(
+            shop,
+            relay_routes=f"python=gitlab:{shop.url}#acme/shop@main,go=gitlab:{api.url}#43@main",
+            gitlab_trigger_token=f"acme/shop={shop_token}, 43={api_token}",
+        )
+        assert settings.gitlab_trigger_tokens() == {"acme/shop": shop_token, "43": api_token}
+        assert {shop_token, api_token} <= set(settings.secret_values())  # each is scrubbed on its own
+        trigger = delivery.build_trigger(settings, ["gitlab"])
+        for fake, target in ((shop, f"gitlab:{shop.url}#acme/shop@main"), (api, f"gitlab:{api.url}#43@main")):
+            outcome = trigger.dispatch(target, "sentry-issue", {"issue_id": "7"})
+            assert (outcome.ok, outcome.status) == (True, 201), outcome.detail
+            assert len(triggers(fake)) == 1
+        missing = trigger.dispatch(f"gitlab:{api.url}#acme/web@main", "sentry-issue", {"issue_id": "7"})
+        assert (missing.ok, missing.retry) == (False, True)  # kept until the operator adds the token
+        assert "acme/web=<token>" in missing.detail and "SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN" in missing.detail
+        assert len(triggers(api)) == 1  # nothing was sent with another project's token
+    finally:
+        shop.stop()
+        api.stop()
+
+
+@pytest.mark.parametrize("value", ["acme/shop=", "=glptt-x", "acme/shop=glptt-a,glptt-b"])
+def test_settings__a_malformed_trigger_token_map_names_the_setting(value: str) -> None:
+    with pytest.raises(ConfigError, match="SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN"):
+        relay_settings(gitlab_trigger_token=value)

@@ -438,13 +438,14 @@ class GitLabTrigger:
 
     def __init__(
         self,
-        token: str,
+        token: str | dict[str, str],
         *,
         session: requests.Session | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._token = token
+        # One token for every project, or one per project (`Settings.gitlab_trigger_tokens`).
+        self._tokens = {"": token} if isinstance(token, str) else dict(token)
         self._session = session or requests.Session()
         self._timeout = timeout
         self._clock = clock
@@ -453,8 +454,18 @@ class GitLabTrigger:
         url, _, rest = target.removeprefix("gitlab:").rpartition("#")
         project, _, ref = rest.partition("@")
         where = f"{url}/{project}"
+        token = self._tokens.get(project) or self._tokens.get("")
+        if not token:
+            # Kept for retry, as a refused token is: once the operator adds it, the run goes out.
+            return DispatchOutcome(
+                False,
+                True,
+                None,
+                f"no trigger token for GitLab project {project}: add `{project}=<token>` to "
+                "SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN",
+            )
         form = {
-            "token": self._token,
+            "token": token,
             "ref": ref,
             "variables[SENTRY_AUTOFIX_ISSUE_ID]": str(payload.get("issue_id") or ""),
             "variables[SENTRY_AUTOFIX_EVENT_TYPE]": event_type,
@@ -474,7 +485,7 @@ class GitLabTrigger:
         if status in (200, 201):
             exhausted = resp.headers.get("ratelimit-remaining") == "0"
             return DispatchOutcome(True, False, status, "pipeline created", wait if exhausted else None, exhausted)
-        detail = _http_message(resp).replace(self._token, "***")
+        detail = _http_message(resp).replace(token, "***")
         if status == 429:
             return DispatchOutcome(False, True, status, f"429 {detail}", wait, rate_limited=True)
         if status in (401, 403):
@@ -501,4 +512,4 @@ def build_trigger(settings: Settings) -> GitLabTrigger:
             "set SENTRY_AUTOFIX_GITLAB_TRIGGER_TOKEN to a pipeline trigger token of the target project "
             "(Settings → CI/CD → Pipeline trigger tokens → Add new token)"
         )
-    return GitLabTrigger(settings.gitlab_trigger_token.get_secret_value())
+    return GitLabTrigger(settings.gitlab_trigger_tokens())
