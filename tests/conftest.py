@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Read before the autouse fixture scrubs SENTRY_AUTOFIX_*: this project's GitHub-hosted CI has no
 # ../shared folder beside the checkout and says so explicitly; everywhere else CI=true requires it.
 FIXTURES_OPTIONAL = os.environ.get("SENTRY_AUTOFIX_FIXTURES_OPTIONAL") == "1"
+VENV_IN_PRIVATE_TMP = any(
+    Path(sys.prefix).resolve().is_relative_to(p) for p in ("/tmp", "/var/tmp", "/dev/shm") if Path(p).exists()
+)
+INTERPRETER_EXPOSE: tuple[str, ...] = (sys.prefix,) if VENV_IN_PRIVATE_TMP else ()
+"""For sandboxes built directly (not from settings): this interpreter, when /tmp would hide it."""
 
 # Tests must never see real credentials: they would leak into fakes, logs or subprocesses.
 SECRET_ENV = (
@@ -43,6 +49,15 @@ def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
             ("ACTIONS_", "GITHUB_", "SENTRY_AUTOFIX_", "INPUT_", "AWS_", "DD_", "ROLLBAR_")
         ):
             monkeypatch.delenv(name, raising=False)
+    if VENV_IN_PRIVATE_TMP:
+        # The sandbox gives tests their own /tmp: a checkout there (and its .venv, whose python the
+        # demo tests run) would vanish inside it. Shown read-only, as a user's toolchain would be.
+        monkeypatch.setenv("SENTRY_AUTOFIX_SANDBOX_EXPOSE", sys.prefix)
+
+
+def forwarded_env() -> dict[str, str]:
+    """What a CLI subprocess built with a clean environment must still get from ours."""
+    return {k: os.environ[k] for k in ("SENTRY_AUTOFIX_SANDBOX_EXPOSE",) if k in os.environ}
 
 
 def shared_fixture_dir() -> Path:

@@ -22,6 +22,7 @@ import pytest
 
 from sentry_autofix.workspace import sandbox
 from sentry_autofix.workspace.testrunner import TestExecutor
+from tests.conftest import INTERPRETER_EXPOSE
 
 ISOLATION = sandbox.probe()
 needs_sandbox = pytest.mark.skipif(ISOLATION.kind != "sandbox", reason=f"no sandbox here: {ISOLATION.reason}")
@@ -29,7 +30,8 @@ needs_sandbox = pytest.mark.skipif(ISOLATION.kind != "sandbox", reason=f"no sand
 
 def run(ws: Path, command: str, *, timeout: float = 30, **kw: object) -> sandbox.Ran:
     env = kw.pop("env", None) or sandbox.sandbox_env(os.environ)
-    return sandbox.run_sandboxed(ISOLATION, ws, command, timeout=timeout, env=env, **kw)  # type: ignore[arg-type]
+    target = sandbox.prepare(ws, job_env=kw.pop("job_env", None), expose=INTERPRETER_EXPOSE)  # type: ignore[arg-type]
+    return sandbox.run_sandboxed(ISOLATION, target, command, timeout=timeout, env=env, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -343,7 +345,12 @@ def test_sandbox__network_none_reaches_only_its_own_loopback(ws: Path, loopback_
     host = run(ws, probe, network="host")
     assert "got b'hello'" in host.output
     isolated = sandbox.run_sandboxed(
-        sandbox.probe("none"), ws, probe, timeout=30, env=sandbox.sandbox_env(os.environ), network="none"
+        sandbox.probe("none"),
+        sandbox.prepare(ws, expose=INTERPRETER_EXPOSE),
+        probe,
+        timeout=30,
+        env=sandbox.sandbox_env(os.environ),
+        network="none",
     )
     assert "got b'hello'" not in isolated.output
     assert "bound" in isolated.output

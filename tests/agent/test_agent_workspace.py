@@ -12,6 +12,7 @@ import pytest
 
 from sentry_autofix.workspace import diff as wsdiff
 from sentry_autofix.workspace.testrunner import TestExecutor, scrubbed_env
+from tests.conftest import INTERPRETER_EXPOSE
 
 
 def test_scrubbed_env__names_prefixes_extra_names_and_secret_values() -> None:
@@ -169,7 +170,8 @@ def test_take_baseline__workspace_without_commits(tmp_path: Path) -> None:
 
 def test_run_test_command__uses_sh_in_workspace_root(tmp_path: Path) -> None:
     (tmp_path / "marker").write_text("here")
-    out = TestExecutor(tmp_path, None, timeout=20, budget=60)(f"{sys.executable} -c \"print(open('marker').read())\"")
+    executor = TestExecutor(tmp_path, None, timeout=20, budget=60, expose=INTERPRETER_EXPOSE)
+    out = executor(f"{sys.executable} -c \"print(open('marker').read())\"")
     assert out.status == "passed"
     assert "here" in out.output_tail
 

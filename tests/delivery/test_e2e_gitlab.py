@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sentry_autofix.markers import comment_state
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, forwarded_env
 from tests.delivery.conftest import ISSUE_ID, SENTRY_TOKEN, git
 from tests.fakes.git_http import GitHTTPServer
 from tests.fakes.gitlab_api import FakeGitLab
@@ -79,6 +79,7 @@ def run_job(
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
         "PYTHONPATH": str(REPO_ROOT),
+        **forwarded_env(),
         "CI": "true",
         "GITLAB_CI": "true",
         "CI_SERVER_URL": gitlab.url,

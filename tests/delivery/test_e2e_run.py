@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from sentry_autofix.markers import comment_state
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, forwarded_env
 from tests.delivery.conftest import GH_TOKEN, ISSUE_ID, SENTRY_TOKEN, demo_api_event, git
 from tests.delivery.test_pipeline import parse_outputs, remote_branches
 from tests.fakes.github_api import FakeGitHub
@@ -67,6 +67,7 @@ def run_action(
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
         "PYTHONPATH": str(REPO_ROOT),
+        **forwarded_env(),
         "CI": "true",
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": event_name,
