@@ -10,17 +10,23 @@ from typing import Any
 
 import pytest
 
+from sentry_autofix.workspace.sandbox import homes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("SENTRY_AUTOFIX_SHARED_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Read before the autouse fixture scrubs SENTRY_AUTOFIX_*: this project's GitHub-hosted CI has no
 # ../shared folder beside the checkout and says so explicitly; everywhere else CI=true requires it.
 FIXTURES_OPTIONAL = os.environ.get("SENTRY_AUTOFIX_FIXTURES_OPTIONAL") == "1"
-VENV_IN_PRIVATE_TMP = any(
-    Path(sys.prefix).resolve().is_relative_to(p) for p in ("/tmp", "/var/tmp", "/dev/shm") if Path(p).exists()
+# The sandbox gives tests their own /tmp and hides HOME: a checkout there (and its .venv, whose
+# python the demo tests run) would vanish inside it. It is then shown read-only, as a toolchain is.
+VENV_HIDDEN_IN_SANDBOX = any(
+    Path(sys.prefix).resolve().is_relative_to(Path(p).resolve())
+    for p in ("/tmp", "/var/tmp", "/dev/shm", *homes(os.environ))
+    if Path(p).exists()
 )
-INTERPRETER_EXPOSE: tuple[str, ...] = (sys.prefix,) if VENV_IN_PRIVATE_TMP else ()
-"""For sandboxes built directly (not from settings): this interpreter, when /tmp would hide it."""
+INTERPRETER_EXPOSE: tuple[str, ...] = (sys.prefix,) if VENV_HIDDEN_IN_SANDBOX else ()
+"""For sandboxes built directly (not from settings): this interpreter, where the sandbox hides it."""
 
 # Tests must never see real credentials: they would leak into fakes, logs or subprocesses.
 SECRET_ENV = (
@@ -49,9 +55,7 @@ def _scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
             ("ACTIONS_", "GITHUB_", "SENTRY_AUTOFIX_", "INPUT_", "AWS_", "DD_", "ROLLBAR_")
         ):
             monkeypatch.delenv(name, raising=False)
-    if VENV_IN_PRIVATE_TMP:
-        # The sandbox gives tests their own /tmp: a checkout there (and its .venv, whose python the
-        # demo tests run) would vanish inside it. Shown read-only, as a user's toolchain would be.
+    if VENV_HIDDEN_IN_SANDBOX:
         monkeypatch.setenv("SENTRY_AUTOFIX_SANDBOX_EXPOSE", sys.prefix)
 
 
