@@ -325,6 +325,9 @@ class Settings(BaseSettings):
     """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines. A
     trigger token belongs to one project: for a relay routing to several, give one per project as
     `group/app=glptt-…,42=glptt-…` (the project as the route names it, path or id)."""
+    ci_default_branch: str | None = Field(None, validation_alias=_env("CI_DEFAULT_BRANCH", "ci_default_branch"))
+    """Set by GitLab CI: the project's default branch, where `poll --dispatch` starts pipelines
+    unless SENTRY_AUTOFIX_BASE_BRANCH names another."""
     # GitLab Runner's own credentials: never used, only scrubbed (`***`) from everything we send or
     # write, like every secret (the job token is also in the checkout's origin URL).
     ci_job_token: SecretStr | None = Field(None, validation_alias=_env("CI_JOB_TOKEN", "ci_job_token"))

@@ -197,6 +197,18 @@ def test_gitlab_poll__dispatch_triggers_one_pipeline_per_issue_and_skips_open_mr
     assert TRIGGER not in err and TOKEN not in err
 
 
+def test_gitlab_poll__dispatch_starts_pipelines_on_the_projects_default_branch(
+    gitlab: FakeGitLab, sentry: FakeSentry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a GitLab job (a scheduled `poll --dispatch`), without SENTRY_AUTOFIX_BASE_BRANCH the
+    pipelines start on the project's default branch (CI_DEFAULT_BRANCH), not on an assumed `main`."""
+    sentry.add_issue(FakeIssue(7100, "backend", 11, "E0", period_counts={"24h": 50}))
+    _poll_env(monkeypatch, sentry, gitlab, CI_DEFAULT_BRANCH="develop")
+    monkeypatch.delenv("SENTRY_AUTOFIX_BASE_BRANCH")
+    assert main(["poll", "--dispatch", "--max-issues", "1", "--no-claim"]) == 0
+    assert [p["ref"] for p in gitlab.pipelines] == ["develop"]
+
+
 def test_gitlab_poll__dispatch_without_a_trigger_token_names_the_setting_before_asking_sentry(
     gitlab: FakeGitLab, sentry: FakeSentry, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -399,7 +399,7 @@ def parse_target(spec: str, settings: Settings, setting: str) -> str:
 def default_target(settings: Settings) -> str:
     if not settings.gitlab_project:
         raise ConfigError("set SENTRY_AUTOFIX_GITLAB_PROJECT to the project id or path (GitLab CI sets CI_PROJECT_ID)")
-    ref = settings.base_branch or DEFAULT_REF
+    ref = settings.base_branch or settings.ci_default_branch or DEFAULT_REF
     return parse_target(f"{settings.gitlab_project}@{ref}", settings, "SENTRY_AUTOFIX_GITLAB_PROJECT")
 
 
