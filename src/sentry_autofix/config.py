@@ -325,6 +325,8 @@ class Settings(BaseSettings):
     """Pipeline trigger token used by `poll --dispatch` and the relay to start GitLab pipelines. A
     trigger token belongs to one project: for a relay routing to several, give one per project as
     `group/app=glptt-…,42=glptt-…` (the project as the route names it, path or id)."""
+    ci_project_path: str | None = Field(None, validation_alias=_env("CI_PROJECT_PATH", "ci_project_path"))
+    """Set by GitLab CI: the project's `group/project` path (how chat notifications name it)."""
     ci_default_branch: str | None = Field(None, validation_alias=_env("CI_DEFAULT_BRANCH", "ci_default_branch"))
     """Set by GitLab CI: the project's default branch, where `poll --dispatch` starts pipelines
     unless SENTRY_AUTOFIX_BASE_BRANCH names another."""

@@ -491,7 +491,7 @@ def notify(outcome: Outcome, settings: Settings, c: Collaborators, issue_ref: st
         pr_url=outcome.pr.url if outcome.pr else None,
         issue_url=outcome.issue.url if outcome.issue else None,
         branch=outcome.branch,
-        repository=settings.github_repository,
+        repository=c.host.full_name if c.host is not None else None,
         tests=fix.tests.status if fix else None,
         confidence=fix.confidence if fix else None,
         detail=scrub(

@@ -377,3 +377,10 @@ def test_gitlab_host__second_mr_for_a_branch_is_a_conflict_in_plain_words(gitlab
     assert "Another open merge request already exists for this source branch: !1" in str(err.value)
     assert "['" not in str(err.value)
     assert err.value.number == 1
+
+
+def test_gitlab_host__chat_names_the_project_by_its_path_not_its_id(gitlab: FakeGitLab) -> None:
+    """A GitLab job sets CI_PROJECT_ID (what the API is called with) and CI_PROJECT_PATH (what a
+    person reads): notifications name `group/project`."""
+    assert GitLabHost(host_settings(gitlab, ci_project_path="acme/shop")).full_name == "acme/shop"
+    assert GitLabHost(host_settings(gitlab)).full_name == "42"  # outside a job: as configured

@@ -92,6 +92,8 @@ class CodeHost(Protocol):
 
     noun: str
     """What the host calls a pull request, for logs and comments (`merge request` on GitLab)."""
+    full_name: str
+    """The repository as the host names it (`owner/repo`; GitLab's `group/project`), for chat."""
 
     def ref(self, kind: Literal["pr", "issue"], number: int) -> str:
         """How the host writes a PR or issue reference (`PR #12`, GitLab's `MR !12`, `issue #3`)."""

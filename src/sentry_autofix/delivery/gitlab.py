@@ -150,6 +150,7 @@ class GitLabHost:
         path_url = f"{settings.gitlab_url.rstrip('/')}/{self._project_ref}" if settings.gitlab_url else None
         self._web = settings.gitlab_project_url or (None if self._project_ref.isdigit() else path_url)
         self._project = client.projects.get(settings.gitlab_project, lazy=True)
+        self.full_name = settings.ci_project_path or str(settings.gitlab_project)
         self._mr_label = settings.labels[0] if settings.labels else None
         self._issue_label = settings.issue_labels[0] if settings.issue_labels else None
         self._known_labels: set[str] | None = None
