@@ -5,6 +5,7 @@ their runtimes' documented output."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -512,3 +513,29 @@ def test_parse__pathological_lines_are_parsed_in_linear_time() -> None:
     text = "\n".join(line for line in PATHOLOGICAL for _ in range(100))
     assert len(text) > 4_000_000
     assert parse_all(text) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '  File "/app/a.py", line 1, in f\n',  # frames quoted without header, never closed
+        "/a.rb:1:in `x'\n",  # Ruby frames without a head
+        '> File "/app/a.py", line 1, in f\n',  # the same, `>`-quoted
+    ],
+)
+def test_find_traces__a_run_of_unclosed_frames_is_scanned_once_not_from_every_line(line: str) -> None:
+    """Red team: an attacker-chosen message of repeated frame lines took 36 s at 100 KB (each line
+    rescanned the rest of the run). Four times the text must cost about four times the time — a
+    ratio measured side by side (quadratic gives 16), best of three against machine noise."""
+
+    def cost(size: int) -> float:
+        text = line * (size // len(line))
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            assert parse_all(text) == []
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, large = cost(16_000), cost(64_000)
+    assert large / max(small, 1e-4) < 8, (small, large)

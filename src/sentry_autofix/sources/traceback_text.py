@@ -529,7 +529,9 @@ def _parse_python(lines: list[str], i: int, floor: int) -> Trace | None:
         if exc is None:
             break
         if headerless and not blocks and not _PY_EXC_NAME.search(exc.type or ""):
-            return None
+            # Not a traceback, and no start inside this run of frames can be one either: say how far
+            # the run went, so the search does not rescan it from every line (quadratic, red team).
+            return Trace("python", [], i, max(k, i + 1))
         blocks.append(exc)
         j = k
         while j < n and (not _strip(lines[j]) or _PY_GROUP_SEP.match(_strip(lines[j]))):
@@ -1090,6 +1092,10 @@ def _parse_ruby(lines: list[str], i: int, floor: int) -> Trace | None:
         rails = _RB_RAILS_HEAD.match(s0)
         if not rails:
             return None
+    elif m.group("rest") is None:
+        # A frame without the head's `: message (Type)` cannot start a trace (only `from` lines and
+        # bare frames follow a head); scanning its run from every line was quadratic (red team).
+        return None
     n = len(lines)
     chain: list[_Exc] = []
     current: list[StackFrame] = []
@@ -1254,15 +1260,22 @@ def find_traces(lines: list[str]) -> list[Trace]:
     """Every traceback in the (cleaned) lines, in order."""
     traces: list[Trace] = []
     i, floor, n = 0, 0, len(lines)
+    # A parser may answer a Trace without exceptions: "nothing from here to its end" — it is not
+    # asked again inside that run, which keeps the search linear in the text's length.
+    dead: dict[_Parser, int] = {}
     while i < n:
         line = lines[i]
         s = line.strip()
         found = None
         if s:
             for parser in _PARSERS:
+                if dead.get(parser, 0) > i:
+                    continue
                 found = parser(lines, i, floor)
                 if found is not None and found.exceptions:
                     break
+                if found is not None:
+                    dead[parser] = found.end
                 found = None
         if found is None:
             i += 1
