@@ -240,6 +240,30 @@ def test_sandbox__self_hosted_runner_folders_are_hidden_its_tool_cache_shown(ope
     assert not (work / "_tool" / "x").exists()
 
 
+@needs_sandbox
+def test_sandbox__a_linked_worktree_sees_its_git_folder_but_not_the_main_checkout(open_dir: Path) -> None:
+    """Red team: `eval` runs in a throwaway worktree of the user's checkout; the masks covered the
+    worktree's `.env`, not the main checkout's, which a hostile test read at its real path and
+    the model then received. The main checkout is hidden; its git folder stays visible, with a
+    config holding no remote or credential."""
+    main = open_dir / "main"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(main)], check=True)
+    (main / "app.py").write_text("x = 1\n")
+    (main / ".env").write_text("TOPSECRET_DOTENV=abc\n")
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["add", "app.py"], ["-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "init"]):
+        subprocess.run(["git", "-C", str(main), *args], check=True, env=env)
+    worktree = open_dir / "wt"
+    subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", "--detach", str(worktree)], check=True, env=env)
+    subprocess.run(["git", "-C", str(main), "config", "remote.origin.url", "https://ghs_INURL@x/y"], check=True)
+    ran = run(worktree, f"cat {main}/.env {main}/app.py; cat {main}/.git/HEAD {main}/.git/config; cat app.py")
+    assert "TOPSECRET_DOTENV" not in ran.output
+    assert "No such file or directory" in ran.output  # the main checkout's files are gone
+    assert "ref: refs/heads/main" in ran.output  # its git folder is not
+    assert "ghs_INURL" not in ran.output
+    assert ran.output.rstrip().endswith("x = 1")  # the worktree's own files
+
+
 def test_runner_dirs__finds_the_install_folder_of_the_runner_that_started_us(tmp_path: Path) -> None:
     """The install folder may not be next to the work folder (`--work /data/work`): the runner
     binary among the ancestor processes names it."""

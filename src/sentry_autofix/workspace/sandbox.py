@@ -562,7 +562,15 @@ def prepare(
     root = Path(top).resolve() if top else workspace.resolve()
     job = os.environ if job_env is None else job_env
     shown = [os.path.join(h, p) for h in homes(job) for p in TOOLCHAINS_IN_HOME if os.path.isdir(os.path.join(h, p))]
-    hide = hidden_paths(root, job, hide_extra)
+    git_dirs = _git_dirs(root)
+    # A linked worktree (`eval`'s throwaway checkouts, `git worktree add`): its main checkout is
+    # another working tree, with its own `.env` and secrets the masks below do not cover — hidden
+    # whole; only the git folder is shown again (read-only, its config sanitised like ours).
+    outside = [Path(g) for g, _ in git_dirs if not Path(g).is_relative_to(root)]
+    common = [g for g in outside if not any(o in g.parents for o in outside)]
+    main_checkouts = [str(g.parent) for g in common if g.name == ".git"]
+    shown += [str(g) for g in common]
+    hide = hidden_paths(root, job, [*hide_extra, *main_checkouts])
     # A self-hosted runner keeps `setup-python` & co.'s toolchains in `<work>/_tool`, inside the
     # hidden work folder: shown again, read-only, like the toolchains in HOME.
     tools = job.get("RUNNER_TOOL_CACHE")
@@ -571,7 +579,7 @@ def prepare(
     return Target(
         root=root,
         cwd=workspace.resolve(),
-        git_dirs=tuple(_git_dirs(root)),
+        git_dirs=tuple(git_dirs),
         hide=tuple(hide),
         expose=(*shown, *expose),
         mask=tuple(secret_paths(root)),
