@@ -93,3 +93,14 @@ def test_render_summary__untrusted_error_text_stays_in_its_cell() -> None:
     assert "* cases: 2 run, 1 skipped; fixed 1" in text
     assert "@1 1/1 (100 %)" in text
     assert "$0.5000 total, $0.2500 per case" in text
+
+
+def test_folder_cases__a_case_folder_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    """Red team: `$` also matches before a final newline, so a folder `x\n` passed as a case id
+    and broke the table and the matrix; ids are matched whole."""
+    folder = tmp_path / "case-1\n"
+    folder.mkdir()
+    (folder / "case.json").write_text('{"fix_commit": "abc1234"}')
+    (folder / "event.json").write_text("{}")
+    with pytest.raises(InputError, match="is not a case id"):
+        folder_cases(tmp_path)

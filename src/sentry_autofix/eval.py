@@ -152,14 +152,14 @@ def folder_cases(root: Path) -> list[EvalCase]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if not (folder / "case.json").is_file():
             continue
-        if not CASE_ID.match(folder.name):
+        if not CASE_ID.fullmatch(folder.name):
             raise InputError(f"--cases: folder name {folder.name!r} is not a case id (letters, digits, . _ -)")
         try:
             spec = CaseFile.model_validate_json((folder / "case.json").read_text(encoding="utf-8"))
         except (OSError, ValidationError) as exc:
             raise InputError(f"{folder / 'case.json'}: {exc}") from exc
         for ref in (spec.fix_commit, spec.base_commit):
-            if ref is not None and (not _REF.match(ref) or ".." in ref):
+            if ref is not None and (not _REF.fullmatch(ref) or ".." in ref):
                 raise InputError(f"{folder / 'case.json'}: {ref[:80]!r} is not a commit")
         cases.append(
             EvalCase(
@@ -419,7 +419,7 @@ def _repository(raw: str) -> Path:
 def _cases(args: argparse.Namespace, settings: Settings, client: SentryClient | None) -> list[EvalCase]:
     wanted = list(args.case or [])
     for case_id in wanted:
-        if not CASE_ID.match(case_id):
+        if not CASE_ID.fullmatch(case_id):
             raise InputError(f"--case {case_id[:80]!r} is not a case id")
     if args.cases:
         cases = folder_cases(Path(args.cases))

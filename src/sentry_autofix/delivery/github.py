@@ -663,12 +663,12 @@ def build_host(settings: Settings) -> GitHubHost:
 
 def parse_target(spec: str, settings: Settings, setting: str) -> str:
     """`owner/repo` (the event type is the route's business)."""
-    if not REPO_RE.match(spec):
+    if not REPO_RE.fullmatch(spec):
         raise ConfigError(f"{setting}: {spec!r} is not an owner/repo name")
     return spec
 
 
 def default_target(settings: Settings) -> str:
-    if not settings.github_repository or not REPO_RE.match(settings.github_repository):
+    if not settings.github_repository or not REPO_RE.fullmatch(settings.github_repository):
         raise ConfigError("set GITHUB_REPOSITORY to owner/repo (Actions sets it)")
     return settings.github_repository

@@ -390,9 +390,9 @@ def parse_target(spec: str, settings: Settings, setting: str) -> str:
     ref = ref or DEFAULT_REF
     if not url.startswith(("https://", "http://")) or any(c in url for c in "#@ \t"):
         raise ConfigError(f"{setting}: {url!r} is not a GitLab base URL (https://gitlab.example.com)")
-    if not _PROJECT_RE.match(project):
+    if not _PROJECT_RE.fullmatch(project):
         raise ConfigError(f"{setting}: {project!r} is not a GitLab project id or group/project path")
-    if not _REF_RE.match(ref):
+    if not _REF_RE.fullmatch(ref):
         raise ConfigError(f"{setting}: {ref!r} is not a branch name")
     return f"gitlab:{url}#{project}@{ref}"
 
