@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentry_autofix.errors import ConfigError, InputError
-from sentry_autofix.eval import CaseResult, fails_in, folder_cases, parse_since, render_summary
+from sentry_autofix.eval import CaseResult, fails_in, folder_cases, parse_since, read_results, render_summary
 from sentry_autofix.models import TestOutcome
 
 
@@ -104,3 +104,14 @@ def test_folder_cases__a_case_folder_name_with_a_trailing_newline_is_refused(tmp
     (folder / "event.json").write_text("{}")
     with pytest.raises(InputError, match="is not a case id"):
         folder_cases(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "field", ['"turns": -3', '"cost_usd": 1e308', '"input_tokens": -1', '"id": "x\\n"', '"id": "../../etc"']
+)
+def test_read_results__forged_lines_are_refused_not_totalled(tmp_path: Path, field: str) -> None:
+    """Red team: `--report` totalled whatever a results line said (negative turns, 1e308 dollars)."""
+    out = tmp_path / "eval-results.jsonl"
+    out.write_text('{"id": "case-1", "status": "fixed", ' + field + "}\n")
+    with pytest.raises(InputError, match="line 1 is not an eval result"):
+        read_results(out)

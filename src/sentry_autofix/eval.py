@@ -91,7 +91,7 @@ CaseStatus = Literal["fixed", "no-fix", "skipped-blocked-path", "error", "skippe
 class CaseResult(_Model):
     """One line of `--out`: everything measured for one case."""
 
-    id: str
+    id: str = Field(pattern=CASE_ID.pattern)
     status: CaseStatus
     """The fix's status (`fixed`: the agent produced a change it vouched for), `skipped` when the
     case could not be set up (e.g. the fix commit is not in the checkout's history)."""
@@ -125,11 +125,12 @@ class CaseResult(_Model):
     reproduced: Literal["true", "false", "unknown"] = "unknown"
     """The agent's own regression test failed without its fix (`fix`'s check)."""
     confidence: str | None = None
-    turns: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    seconds: float = 0.0
+    # Bounded: `--report` reads lines another job wrote (a matrix fan-in) and must not total nonsense.
+    turns: int = Field(0, ge=0, le=10_000)
+    input_tokens: int = Field(0, ge=0, le=10**12)
+    output_tokens: int = Field(0, ge=0, le=10**12)
+    cost_usd: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False)
+    seconds: float = Field(0.0, ge=0, le=1e7, allow_inf_nan=False)
     """Wall time of the whole case: checkout, triage, fix, scoring."""
 
 
