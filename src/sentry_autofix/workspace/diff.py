@@ -367,6 +367,10 @@ def remove_artifacts(workspace: Path, baseline: Baseline, written: Iterable[str]
     """Delete untracked files that appeared since the baseline and no tool wrote — except those
     the baseline's ignore rules ignore (a test may have rewritten `.gitignore` to expose `.env`)."""
     drop_new_nested_repos(workspace, baseline.nested)
+    _remove_new_untracked(workspace, baseline, written)
+
+
+def _remove_new_untracked(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
     candidates = untracked_files(workspace) - baseline.untracked - set(written)
     ignored = ignored_at_baseline(workspace, baseline, candidates)
     _remove_paths(workspace, sorted(candidates - ignored))
@@ -375,7 +379,7 @@ def remove_artifacts(workspace: Path, baseline: Baseline, written: Iterable[str]
 def restore(workspace: Path, baseline: Baseline, written: Iterable[str] = ()) -> None:
     """Put the workspace back as `take_baseline` found it (files the agent or its tests made go;
     files the baseline's rules ignore stay, whoever touched them)."""
-    drop_new_nested_repos(workspace, baseline.nested)
+    drop_new_nested_repos(workspace, baseline.nested)  # first: files below one are then seen
     current = snapshot(workspace, baseline, written)
     move_to_tree(workspace, current, baseline.tree)
-    remove_artifacts(workspace, baseline)
+    _remove_new_untracked(workspace, baseline)

@@ -99,6 +99,8 @@ class TestExecutor:
     """Seconds of test time used so far, counted against `budget`."""
     _target: sandbox.Target | None = field(default=None, repr=False)
     _server: sandbox.SandboxServer | None = field(default=None, repr=False)
+    _git_tree: bool | None = field(default=None, repr=False)
+    """Whether the workspace is a git work tree (asked once per fix, not per run)."""
 
     def close(self) -> None:
         """Stop the sandbox server of this fix (idempotent)."""
@@ -123,7 +125,9 @@ class TestExecutor:
         isolation = self.probe(self.network)
         if isolation.kind != "sandbox" and not self.allow_unsandboxed:
             return self._not_isolated(command, isolation)
-        nested_before = wsdiff.nested_repos(self.workspace) if is_work_tree(self.workspace) else None
+        if self._git_tree is None:
+            self._git_tree = is_work_tree(self.workspace)
+        nested_before = wsdiff.nested_repos(self.workspace) if self._git_tree else None
         try:
             ran = self._run(isolation, command, timeout, env_base)
         finally:
