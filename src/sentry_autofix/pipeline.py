@@ -66,7 +66,6 @@ def fetch_event(args: argparse.Namespace, settings: Settings, source: ErrorSourc
 def make_source(settings: Settings) -> ErrorSource | None:
     if settings.sentry_auth_token is None:
         return None
-
     return SentryClient(settings)
 
 
@@ -175,6 +174,8 @@ class Pipeline:
         self.ws = workspace
         self.c = c
         self.run_url = settings.run_url
+        self.noun = c.host.noun if c.host is not None else "pull request"
+        """What the host calls a pull request (GitLab: merge request), for logs and comments."""
 
     # notify: best effort, never fails the run (SPEC §7 and issue 4 §5)
     def comment(self, issue_id: str, state: CommentState, url: str | None = None, detail: str | None = None) -> None:
@@ -186,7 +187,7 @@ class Pipeline:
                 url=url,
                 run_url=self.run_url,
                 detail=detail,
-                noun=self.c.host.noun if self.c.host is not None else "pull request",
+                noun=self.noun,
             ),
             self.s.secret_values(),
         )
@@ -244,7 +245,7 @@ class Pipeline:
             return self._triage(issue_id, event, report, existing, reason="No fix was attempted.")
         pr = existing.pr
         regression_of = None
-        noun = self.c.host.noun if self.c.host is not None else "pull request"
+        noun = self.noun
         if pr is not None and pr.state == "open" and self.s.on_existing == "skip":
             return Outcome(
                 "skipped-duplicate",
